@@ -1,0 +1,385 @@
+//! The subcommands: flags, device choice, progress bars and exit codes around the library calls.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use burn::prelude::Device;
+use clap::{Args, ValueEnum};
+use colorize_core::OutputFormat;
+use colorize_core::io::{DecodeLimits, decode_image, encode_image_atomic, to_output_pixels};
+use colorize_models::Colorizer;
+use colorize_models::eval::evaluate_files;
+use colorize_train::data::find_images;
+use colorize_train::{Preset, TrainOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::inputs::expand;
+
+/// Exit code: some inputs failed, the others were done.
+pub const EXIT_PARTIAL: u8 = 1;
+/// Exit code: nothing could be done.
+pub const EXIT_FATAL: u8 = 3;
+
+/// The bundled default model (`models/default`), trained by this project; see its MODEL_CARD.md.
+const BUNDLED_CONFIG: &[u8] = include_bytes!("../../../models/default/config.json");
+const BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../../models/default/model.safetensors");
+
+/// The compute device. Backends are chosen here and only here; the library crates take `&Device`.
+/// Today the pure-Rust CPU backend (burn's Flex) is the one compiled in.
+pub fn select_device() -> Device {
+    Device::flex()
+}
+
+/// Flags shared by the commands that run a model.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model directory (config.json + model.safetensors); default: the bundled model.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Shorter side, in pixels, at which the network sees the photo (rounded to a multiple of 32);
+    /// default: the model's own (160 for the bundled model). Larger is slower, not always better.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(16..=4096))]
+    pub render_size: Option<u32>,
+    /// Colour strength: the factor on the predicted chroma (1 = as trained, 0 = gray, above 1 more
+    /// vivid); default: the model's own.
+    #[arg(long, value_name = "X")]
+    pub saturation: Option<f32>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Refuse images with more pixels than this (decompression-bomb guard).
+    #[arg(long, value_name = "PIXELS", default_value_t = DecodeLimits::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+}
+
+impl ModelArgs {
+    /// Sets up the thread pool and loads the model.
+    pub fn load(&self) -> anyhow::Result<Colorizer> {
+        set_threads(self.threads)?;
+        let device = select_device();
+        let colorizer = match &self.model {
+            Some(dir) => Colorizer::load(dir, &device)
+                .with_context(|| format!("cannot load model {}", dir.display()))?,
+            None => Colorizer::from_bytes(
+                BUNDLED_CONFIG,
+                BUNDLED_WEIGHTS.to_vec(),
+                Path::new("<bundled model>"),
+                &device,
+            )?,
+        };
+        let colorizer = match self.render_size {
+            Some(n) => colorizer.with_render_size(n),
+            None => colorizer,
+        };
+        Ok(match self.saturation {
+            Some(s) if !(s.is_finite() && (0.0..=10.0).contains(&s)) => {
+                bail!("--saturation must be between 0 and 10, not {s}")
+            }
+            Some(s) => colorizer.with_saturation(s),
+            None => colorizer,
+        })
+    }
+
+    fn limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_pixels: self.max_pixels,
+        }
+    }
+}
+
+/// Sizes rayon's global pool, which burn's CPU backend and our pixel loops share (one pool, no
+/// oversubscription).
+pub fn set_threads(threads: Option<u16>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n as usize)
+            .build_global()
+            .context("cannot set up the thread pool")?;
+    }
+    Ok(())
+}
+
+fn progress_bar(len: usize, show: bool) -> ProgressBar {
+    if !show || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len as u64);
+    b.set_style(
+        ProgressStyle::with_template("[{bar:30}] {pos}/{len} {wide_msg} ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    b
+}
+
+/// Output format names for `--format`.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum FormatArg {
+    /// JPEG, quality 95.
+    Jpg,
+    /// PNG (16-bit when the input is).
+    Png,
+    /// Lossless WebP.
+    Webp,
+    /// TIFF (16-bit when the input is).
+    Tiff,
+    /// BMP.
+    Bmp,
+    /// GIF.
+    Gif,
+}
+
+impl From<FormatArg> for OutputFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Jpg => Self::Jpeg,
+            FormatArg::Png => Self::Png,
+            FormatArg::Webp => Self::WebP,
+            FormatArg::Tiff => Self::Tiff,
+            FormatArg::Bmp => Self::Bmp,
+            FormatArg::Gif => Self::Gif,
+        }
+    }
+}
+
+/// `colorize image`.
+#[derive(Args, Debug)]
+pub struct ImageArgs {
+    /// Photos: files, folders (searched recursively) or glob patterns such as 'scans/*.png'.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder (created if needed). Outputs keep each input's name (and sub-folder).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Output format for every file (default: each input's own extension).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Replace outputs that already exist (inputs are never replaced).
+    #[arg(long)]
+    pub overwrite: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Runs `colorize image`.
+pub fn image(args: ImageArgs) -> anyhow::Result<ExitCode> {
+    let (jobs, bad) = expand(&args.inputs, &args.out, args.format.map(Into::into));
+    for b in &bad {
+        eprintln!("error: {}: {}", b.input.display(), b.message);
+    }
+    if jobs.is_empty() {
+        bail!("no images to colourise");
+    }
+    let colorizer = args.model.load()?;
+    let limits = args.model.limits();
+    let bar = progress_bar(jobs.len(), jobs.len() > 1);
+    let mut failed = bad.len();
+    let mut done = 0usize;
+    let started = Instant::now();
+    for job in &jobs {
+        bar.set_message(job.input.display().to_string());
+        let result = (|| -> anyhow::Result<()> {
+            if !args.overwrite && job.output.exists() {
+                bail!(
+                    "{}: output already exists (pass --overwrite to replace it)",
+                    job.output.display()
+                );
+            }
+            let decoded = decode_image(&job.input, &limits)?;
+            let rgb = colorizer
+                .colorize(&decoded.image)
+                .with_context(|| job.input.display().to_string())?;
+            let pixels = to_output_pixels(rgb, job.format, decoded.is_high_bit_depth());
+            if let Some(dir) = job.output.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+            }
+            encode_image_atomic(&pixels, &job.output, job.format, args.overwrite)?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => done += 1,
+            Err(e) => {
+                failed += 1;
+                bar.suspend(|| eprintln!("error: {e:#}"));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "colourised {done} of {} images into {} in {:.1} s{}",
+        jobs.len() + bad.len(),
+        args.out.display(),
+        started.elapsed().as_secs_f64(),
+        if failed > 0 {
+            format!("; {failed} failed")
+        } else {
+            String::new()
+        }
+    );
+    Ok(if failed > 0 {
+        ExitCode::from(EXIT_PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `colorize eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Folder of colour photos with ground truth (searched recursively).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+/// Runs `colorize eval`.
+pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let files = find_images(&args.data)?;
+    let colorizer = args.model.load()?;
+    let bar = progress_bar(files.len(), true);
+    let started = Instant::now();
+    let report = evaluate_files(&colorizer, &files, &args.model.limits(), |_| bar.inc(1))?;
+    bar.finish_and_clear();
+    for (p, e) in &report.failed {
+        eprintln!("error: {}: {e}", p.display());
+    }
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["data"] = serde_json::Value::String(args.data.display().to_string());
+        v["render_size"] = colorizer.render_size().into();
+        v["saturation"] = colorizer.saturation().into();
+        v["seconds"] = started.elapsed().as_secs_f64().into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{}: {} images, render size {}, saturation {}",
+            args.data.display(),
+            report.images,
+            colorizer.render_size(),
+            colorizer.saturation()
+        );
+        println!(
+            "{:<14} {:>9} {:>8} {:>15}",
+            "", "PSNR (dB)", "SSIM", "colourfulness"
+        );
+        println!(
+            "{:<14} {:>9.2} {:>8.4} {:>15.1}",
+            "model", report.model.psnr, report.model.ssim, report.model.colourfulness
+        );
+        println!(
+            "{:<14} {:>9.2} {:>8.4} {:>15.1}",
+            "gray input", report.gray.psnr, report.gray.ssim, report.gray.colourfulness
+        );
+        println!(
+            "{:<14} {:>9} {:>8} {:>15.1}",
+            "ground truth", "", "", report.ground_truth_colourfulness
+        );
+    }
+    Ok(if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PARTIAL)
+    })
+}
+
+/// Network presets for `--preset`.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum PresetArg {
+    /// ResNet-18 depths, half widths (~3.6 M parameters): trains on 2 CPU cores.
+    Light,
+    /// The full ResNet-34 encoder (~24 M parameters).
+    Resnet34,
+    /// A tiny network for tests.
+    Tiny,
+}
+
+/// `colorize train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Folder tree of colour photos to learn from.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Run directory: metrics.csv, checkpoint/, and the exported model.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: PathBuf,
+    /// Validation photos (default: 10 % of --data held out).
+    #[arg(long, value_name = "DIR")]
+    pub val: Option<PathBuf>,
+    /// Network preset.
+    #[arg(long, value_enum, default_value = "light")]
+    pub preset: PresetArg,
+    /// Passes over the training photos.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Photos per step.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Side of the square random crops the network trains on, in pixels.
+    #[arg(long, default_value_t = 128)]
+    pub image_size: usize,
+    /// Shorter side the photos are resized to before cropping (match it with --render-size).
+    #[arg(long, default_value_t = 160)]
+    pub load_size: usize,
+    /// Render size used for validation and written into the exported config.json.
+    #[arg(long, default_value_t = 160)]
+    pub render_size: u32,
+    /// Peak learning rate (AdamW; linear warm-up, cosine decay).
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    /// Random seed (initialisation, order, crops).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Evaluate at most this many validation photos per epoch.
+    #[arg(long)]
+    pub val_limit: Option<usize>,
+    /// Stop after this many minutes of training (validates and checkpoints first).
+    #[arg(long)]
+    pub max_minutes: Option<f64>,
+    /// Continue from RUN_DIR/checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
+/// Runs `colorize train`.
+pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    set_threads(args.threads)?;
+    let mut opts = TrainOptions::new(args.data, args.out);
+    opts.val = args.val;
+    opts.preset = match args.preset {
+        PresetArg::Light => Preset::Light,
+        PresetArg::Resnet34 => Preset::Resnet34,
+        PresetArg::Tiny => Preset::Tiny,
+    };
+    opts.epochs = args.epochs;
+    opts.batch_size = args.batch_size;
+    opts.crop_size = args.image_size;
+    opts.load_size = args.load_size;
+    opts.render_size = args.render_size;
+    opts.learning_rate = args.lr;
+    opts.seed = args.seed;
+    opts.val_limit = args.val_limit;
+    opts.max_minutes = args.max_minutes;
+    opts.resume = args.resume;
+    let summary = colorize_train::train(&opts, &select_device())?;
+    eprintln!(
+        "trained {} epochs in {:.0} s on {} photos; exported epoch {} to {}",
+        summary.last_epoch,
+        summary.seconds,
+        summary.train_images,
+        summary.best_epoch,
+        opts.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

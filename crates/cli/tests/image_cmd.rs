@@ -1,0 +1,228 @@
+use std::path::Path;
+
+use image::GenericImageView;
+
+use crate::{colorize, shared_data};
+
+const SPACED: &str = "Broadway at the United States Hotel Saratoga Springs, N.Y. ca 1900-1915.jpg";
+
+fn dims(p: &Path) -> (u32, u32) {
+    image::ImageReader::open(p)
+        .unwrap()
+        .with_guessed_format()
+        .unwrap()
+        .decode()
+        .unwrap()
+        .dimensions()
+}
+
+fn setup(dir: &Path) {
+    let hist = shared_data().join("historical");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::copy(hist.join(SPACED), dir.join(SPACED)).unwrap();
+    std::fs::copy(
+        hist.join("1864UnionSoldier.jpg"),
+        dir.join("1864UnionSoldier.jpg"),
+    )
+    .unwrap();
+    std::fs::copy(
+        hist.join("migrant_mother.jpg"),
+        dir.join("sub/migrant_mother.jpg"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("broken.jpg"),
+        b"\xFF\xD8\xFF\xE0 this is not really a jpeg",
+    )
+    .unwrap();
+    std::fs::write(dir.join("empty.png"), b"").unwrap();
+    std::fs::write(dir.join("notes.txt"), b"ignored: not an image extension").unwrap();
+}
+
+#[test]
+fn folder_with_bad_files_colourises_the_rest_and_reports_each_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    let out = tmp.path().join("out");
+    setup(&input);
+    let assert = colorize()
+        .arg("image")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("error: ") && l.contains("broken.jpg")),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("error: ") && l.contains("empty.png")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for name in [SPACED, "1864UnionSoldier.jpg", "sub/migrant_mother.jpg"] {
+        let o = out.join(name);
+        assert!(o.is_file(), "missing {name}: {stderr}");
+        assert_eq!(dims(&o), dims(&input.join(name)), "{name}");
+        // It is a colour photo now: some pixels have clearly different R, G and B.
+        let rgb = image::open(&o).unwrap().to_rgb8();
+        let coloured = rgb.pixels().filter(|p| p.0[0].abs_diff(p.0[2]) > 8).count();
+        assert!(coloured > 0, "{name} came out gray");
+    }
+    let mut written: Vec<_> = walkdir(&out);
+    written.sort();
+    assert_eq!(
+        written.len(),
+        3,
+        "only the good photos, no temp files: {written:?}"
+    );
+
+    // Again without --overwrite: refused, outputs untouched.
+    let before = std::fs::read(out.join(SPACED)).unwrap();
+    let assert = colorize()
+        .arg("image")
+        .arg(input.join(SPACED))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("already exists") && stderr.contains("--overwrite"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(out.join(SPACED)).unwrap(), before);
+    // With --overwrite and another render size: replaced, exit 0.
+    colorize()
+        .arg("image")
+        .arg(input.join(SPACED))
+        .args(["--overwrite", "--render-size", "64", "--out"])
+        .arg(&out)
+        .assert()
+        .code(0);
+    assert_ne!(std::fs::read(out.join(SPACED)).unwrap(), before);
+}
+
+fn walkdir(dir: &Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            v.extend(walkdir(&p));
+        } else {
+            v.push(p.display().to_string());
+        }
+    }
+    v
+}
+
+#[test]
+fn globs_formats_and_inputs_are_never_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    setup(&input);
+    let out = tmp.path().join("png out");
+    let pattern = format!("{}/*.jpg", input.display());
+    colorize()
+        .args(["image", &pattern, "--format", "png", "--out"])
+        .arg(&out)
+        .assert()
+        .code(1);
+    assert!(out.join("1864UnionSoldier.png").is_file());
+    assert!(out.join(SPACED.replace(".jpg", ".png")).is_file());
+    assert!(
+        !out.join("migrant_mother.png").exists(),
+        "the glob is not recursive"
+    );
+
+    // Writing next to the input with the same name is refused; the input is untouched.
+    let original = std::fs::read(input.join("1864UnionSoldier.jpg")).unwrap();
+    let assert = colorize()
+        .arg("image")
+        .arg(input.join("1864UnionSoldier.jpg"))
+        .args(["--overwrite", "--out"])
+        .arg(&input)
+        .assert()
+        .code(3);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("would replace the input"), "{stderr}");
+    assert_eq!(
+        std::fs::read(input.join("1864UnionSoldier.jpg")).unwrap(),
+        original
+    );
+}
+
+#[test]
+fn bad_flags_and_missing_things_have_documented_exit_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    colorize().arg("image").assert().code(2);
+    colorize()
+        .args(["image", "x.jpg", "--out", "o", "--render-size", "0"])
+        .assert()
+        .code(2);
+    colorize().arg("frobnicate").assert().code(2);
+    colorize()
+        .arg("--help")
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("Exit codes"));
+    // A missing input: reported, nothing to do -> fatal.
+    let assert = colorize()
+        .args(["image", "no/such/photo.jpg", "--out"])
+        .arg(tmp.path())
+        .assert()
+        .code(3);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("no/such/photo.jpg"), "{stderr}");
+    // A missing model directory: one line naming it.
+    let photo = shared_data().join("historical/1864UnionSoldier.jpg");
+    let assert = colorize()
+        .arg("image")
+        .arg(&photo)
+        .args(["--model", "no/such/model", "--out"])
+        .arg(tmp.path())
+        .assert()
+        .code(3);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no/such/model"), "{stderr}");
+    // Over the pixel limit.
+    let assert = colorize()
+        .arg("image")
+        .arg(&photo)
+        .args(["--max-pixels", "1000", "--out"])
+        .arg(tmp.path())
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("over the limit of 1000 pixels"), "{stderr}");
+}
+
+#[test]
+fn all_historical_photos_come_out_at_their_own_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hist = shared_data().join("historical");
+    colorize()
+        .arg("image")
+        .arg(&hist)
+        .arg("--out")
+        .arg(tmp.path())
+        .assert()
+        .code(0);
+    let mut n = 0;
+    for e in std::fs::read_dir(&hist).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|e| e == "jpg" || e == "png") {
+            let o = tmp.path().join(p.file_name().unwrap());
+            assert_eq!(dims(&o), dims(&p), "{}", p.display());
+            n += 1;
+        }
+    }
+    assert_eq!(n, 49);
+}

@@ -1,0 +1,17 @@
+//! End-to-end tests of the `colorize` binary (assert_cmd) on temporary folders of real photos
+//! from ../shared/data, including corrupt files and names with spaces and commas.
+
+mod eval;
+mod image_cmd;
+
+use std::path::PathBuf;
+
+/// `../shared/data` beside the repository.
+pub fn shared_data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+}
+
+/// The binary under test.
+pub fn colorize() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("colorize").unwrap()
+}

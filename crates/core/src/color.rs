@@ -1,0 +1,298 @@
+//! sRGB ⇄ CIE XYZ (D65) ⇄ CIELAB over whole buffers, in `f32`.
+//!
+//! - sRGB follows IEC 61966-2-1:1999: the piecewise transfer curve (linear below 0.04045) and the
+//!   primaries/white point matrix as published by Bruce Lindbloom (derived from the standard's
+//!   chromaticities, D65 white `(0.95047, 1.0, 1.08883)`).
+//! - CIELAB follows CIE 15:2004: `L* = 116 f(Y/Yn) − 16`, `a* = 500 (f(X/Xn) − f(Y/Yn))`,
+//!   `b* = 200 (f(Y/Yn) − f(Z/Zn))`, with `f(t) = t^(1/3)` above `(6/29)^3` and the linear segment
+//!   below.
+//!
+//! Ranges: sRGB components in `0.0..=1.0`; L in `0..=100`; a and b roughly `-128..=127` for colours
+//! inside the sRGB gamut (sRGB red is `L 53.24, a 80.09, b 67.20`).
+
+use rayon::prelude::*;
+
+/// D65 reference white in CIE XYZ, `Y = 1` (IEC 61966-2-1 / CIE 15:2004).
+pub const D65_WHITE: [f32; 3] = [0.950_47, 1.0, 1.088_83];
+
+/// Linear sRGB → XYZ (D65) matrix, rows X, Y, Z (IEC 61966-2-1, Lindbloom's 7-digit values).
+pub const SRGB_TO_XYZ: [[f32; 3]; 3] = [
+    [0.412_456_4, 0.357_576_1, 0.180_437_5],
+    [0.212_672_9, 0.715_152_2, 0.072_175],
+    [0.019_333_9, 0.119_192, 0.950_304_1],
+];
+
+/// XYZ (D65) → linear sRGB matrix, the inverse of [`SRGB_TO_XYZ`].
+pub const XYZ_TO_SRGB: [[f32; 3]; 3] = [
+    [3.240_454_2, -1.537_138_5, -0.498_531_4],
+    [-0.969_266, 1.876_010_8, 0.041_556],
+    [0.055_643_4, -0.204_025_9, 1.057_225_2],
+];
+
+const EPSILON: f32 = 216.0 / 24389.0; // (6/29)^3, CIE 15:2004
+const KAPPA: f32 = 24389.0 / 27.0; // (29/3)^3, CIE 15:2004
+
+/// Pixels per rayon task: large enough that the split costs nothing next to the arithmetic.
+const CHUNK: usize = 16 * 1024;
+
+/// sRGB transfer curve, encoded → linear (IEC 61966-2-1). Input and output in `0.0..=1.0`.
+#[inline]
+pub fn srgb_to_linear(c: f32) -> f32 {
+    if c <= 0.040_45 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+/// sRGB transfer curve, linear → encoded (IEC 61966-2-1). Input and output in `0.0..=1.0`.
+#[inline]
+pub fn linear_to_srgb(c: f32) -> f32 {
+    if c <= 0.003_130_8 {
+        c * 12.92
+    } else {
+        1.055 * c.powf(1.0 / 2.4) - 0.055
+    }
+}
+
+#[inline]
+fn lab_f(t: f32) -> f32 {
+    if t > EPSILON {
+        t.cbrt()
+    } else {
+        (KAPPA * t + 16.0) / 116.0
+    }
+}
+
+#[inline]
+fn lab_f_inv(f: f32) -> f32 {
+    let f3 = f * f * f;
+    if f3 > EPSILON {
+        f3
+    } else {
+        (116.0 * f - 16.0) / KAPPA
+    }
+}
+
+#[inline]
+fn mat3(m: &[[f32; 3]; 3], v: [f32; 3]) -> [f32; 3] {
+    [
+        m[0][0] * v[0] + m[0][1] * v[1] + m[0][2] * v[2],
+        m[1][0] * v[0] + m[1][1] * v[1] + m[1][2] * v[2],
+        m[2][0] * v[0] + m[2][1] * v[1] + m[2][2] * v[2],
+    ]
+}
+
+/// One sRGB colour (components `0.0..=1.0`) → CIELAB `[L, a, b]` (L in `0..=100`).
+#[inline]
+pub fn srgb_to_lab_pixel(rgb: [f32; 3]) -> [f32; 3] {
+    let lin = [
+        srgb_to_linear(rgb[0]),
+        srgb_to_linear(rgb[1]),
+        srgb_to_linear(rgb[2]),
+    ];
+    xyz_to_lab(mat3(&SRGB_TO_XYZ, lin))
+}
+
+/// CIE XYZ (D65, `Y` in `0..=1`) → CIELAB `[L, a, b]` (CIE 15:2004).
+#[inline]
+pub fn xyz_to_lab(xyz: [f32; 3]) -> [f32; 3] {
+    let fx = lab_f(xyz[0] / D65_WHITE[0]);
+    let fy = lab_f(xyz[1] / D65_WHITE[1]);
+    let fz = lab_f(xyz[2] / D65_WHITE[2]);
+    [116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)]
+}
+
+/// CIELAB `[L, a, b]` → CIE XYZ (D65, `Y` in `0..=1` for L in `0..=100`) (CIE 15:2004).
+#[inline]
+pub fn lab_to_xyz(lab: [f32; 3]) -> [f32; 3] {
+    let fy = (lab[0] + 16.0) / 116.0;
+    let fx = fy + lab[1] / 500.0;
+    let fz = fy - lab[2] / 200.0;
+    [
+        lab_f_inv(fx) * D65_WHITE[0],
+        lab_f_inv(fy) * D65_WHITE[1],
+        lab_f_inv(fz) * D65_WHITE[2],
+    ]
+}
+
+/// CIELAB → linear sRGB, unclamped (out-of-gamut colours give components outside `0..=1`).
+#[inline]
+pub fn lab_to_linear_srgb(lab: [f32; 3]) -> [f32; 3] {
+    mat3(&XYZ_TO_SRGB, lab_to_xyz(lab))
+}
+
+/// One CIELAB colour → sRGB (components `0.0..=1.0`), unclamped except for the final clamp of
+/// each component to `0..=1`. Use [`lab_to_srgb_pixel_gamut_mapped`] to keep L for out-of-gamut
+/// colours.
+#[inline]
+pub fn lab_to_srgb_pixel(lab: [f32; 3]) -> [f32; 3] {
+    let lin = lab_to_linear_srgb(lab);
+    [
+        linear_to_srgb(lin[0].clamp(0.0, 1.0)),
+        linear_to_srgb(lin[1].clamp(0.0, 1.0)),
+        linear_to_srgb(lin[2].clamp(0.0, 1.0)),
+    ]
+}
+
+#[inline]
+fn in_gamut(lin: [f32; 3]) -> bool {
+    const TOL: f32 = 1e-6;
+    lin.iter().all(|&c| (-TOL..=1.0 + TOL).contains(&c))
+}
+
+/// One CIELAB colour → sRGB (`0.0..=1.0`), keeping L and hue: when `(L, a, b)` lies outside the
+/// sRGB gamut, the chroma is scaled down (a and b by the same factor, found by bisection) until it
+/// fits, instead of clipping each RGB component, which would change L. L itself is clamped to
+/// `0..=100`.
+#[inline]
+pub fn lab_to_srgb_pixel_gamut_mapped(lab: [f32; 3]) -> [f32; 3] {
+    let l = lab[0].clamp(0.0, 100.0);
+    if lab[1] == 0.0 && lab[2] == 0.0 {
+        // Neutral: R = G = B exactly (the 7-digit matrices would leave ~1e-7 differences that
+        // occasionally round to different 8-bit values).
+        let g = lightness_to_srgb_gray(l);
+        return [g, g, g];
+    }
+    let mut lin = lab_to_linear_srgb([l, lab[1], lab[2]]);
+    if !in_gamut(lin) {
+        // The neutral colour (L, 0, 0) is always inside the gamut; bisect the chroma factor.
+        let (mut lo, mut hi) = (0.0f32, 1.0f32);
+        for _ in 0..12 {
+            let mid = 0.5 * (lo + hi);
+            if in_gamut(lab_to_linear_srgb([l, lab[1] * mid, lab[2] * mid])) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lin = lab_to_linear_srgb([l, lab[1] * lo, lab[2] * lo]);
+    }
+    [
+        linear_to_srgb(lin[0].clamp(0.0, 1.0)),
+        linear_to_srgb(lin[1].clamp(0.0, 1.0)),
+        linear_to_srgb(lin[2].clamp(0.0, 1.0)),
+    ]
+}
+
+/// Interleaved sRGB (`[r, g, b, r, g, b, ...]`, components `0.0..=1.0`) → planar CIELAB.
+///
+/// Writes `l`, `a` and `b`, each one value per pixel (L in `0..=100`). Panics if the lengths do
+/// not agree (`rgb.len() == 3 * l.len()`); callers own buffers of matching size.
+pub fn srgb_to_lab_planar(rgb: &[f32], l: &mut [f32], a: &mut [f32], b: &mut [f32]) {
+    assert!(rgb.len() == 3 * l.len() && l.len() == a.len() && a.len() == b.len());
+    rgb.par_chunks(3 * CHUNK)
+        .zip(l.par_chunks_mut(CHUNK))
+        .zip(a.par_chunks_mut(CHUNK))
+        .zip(b.par_chunks_mut(CHUNK))
+        .for_each(|(((rgb, l), a), b)| {
+            for (i, px) in rgb.chunks_exact(3).enumerate() {
+                let lab = srgb_to_lab_pixel([px[0], px[1], px[2]]);
+                l[i] = lab[0];
+                a[i] = lab[1];
+                b[i] = lab[2];
+            }
+        });
+}
+
+/// Interleaved sRGB (components `0.0..=1.0`) → CIELAB L only (`0..=100`), one value per pixel.
+///
+/// L depends on the relative luminance Y alone, so this is the "gray" a colour photo turns into.
+pub fn srgb_to_lightness(rgb: &[f32]) -> Vec<f32> {
+    let mut l = vec![0.0; rgb.len() / 3];
+    rgb.par_chunks(3 * CHUNK)
+        .zip(l.par_chunks_mut(CHUNK))
+        .for_each(|(rgb, l)| {
+            for (i, px) in rgb.chunks_exact(3).enumerate() {
+                let y = SRGB_TO_XYZ[1][0] * srgb_to_linear(px[0])
+                    + SRGB_TO_XYZ[1][1] * srgb_to_linear(px[1])
+                    + SRGB_TO_XYZ[1][2] * srgb_to_linear(px[2]);
+                l[i] = 116.0 * lab_f(y) - 16.0;
+            }
+        });
+    l
+}
+
+/// Planar CIELAB → interleaved sRGB (components `0.0..=1.0`), gamut-mapped so that every output
+/// pixel keeps its L (see [`lab_to_srgb_pixel_gamut_mapped`]).
+///
+/// Panics if the lengths do not agree (`rgb.len() == 3 * l.len()`).
+pub fn lab_planar_to_srgb(l: &[f32], a: &[f32], b: &[f32], rgb: &mut [f32]) {
+    assert!(rgb.len() == 3 * l.len() && l.len() == a.len() && a.len() == b.len());
+    rgb.par_chunks_mut(3 * CHUNK)
+        .zip(l.par_chunks(CHUNK))
+        .zip(a.par_chunks(CHUNK))
+        .zip(b.par_chunks(CHUNK))
+        .for_each(|(((rgb, l), a), b)| {
+            for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
+                let c = lab_to_srgb_pixel_gamut_mapped([l[i], a[i], b[i]]);
+                px.copy_from_slice(&c);
+            }
+        });
+}
+
+/// CIELAB L (`0..=100`) → the sRGB gray value (`0.0..=1.0`) with that L and `a = b = 0`.
+#[inline]
+pub fn lightness_to_srgb_gray(l: f32) -> f32 {
+    linear_to_srgb(lab_f_inv((l.clamp(0.0, 100.0) + 16.0) / 116.0).clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: [f32; 3], b: [f32; 3], tol: f32) -> bool {
+        a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol)
+    }
+
+    #[test]
+    fn reference_values() {
+        // Published CIELAB values of the sRGB primaries and white (D65, 2°), e.g. Lindbloom's
+        // calculator and CIE 15:2004 formulae.
+        let cases = [
+            ([1.0, 1.0, 1.0], [100.0, 0.0, 0.0]),
+            ([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]),
+            ([1.0, 0.0, 0.0], [53.24, 80.09, 67.20]),
+            ([0.0, 1.0, 0.0], [87.73, -86.18, 83.18]),
+            ([0.0, 0.0, 1.0], [32.30, 79.19, -107.86]),
+            ([0.5, 0.5, 0.5], [53.39, 0.0, 0.0]),
+        ];
+        for (rgb, lab) in cases {
+            let got = srgb_to_lab_pixel(rgb);
+            assert!(close(got, lab, 0.02), "{rgb:?}: got {got:?}, want {lab:?}");
+        }
+    }
+
+    #[test]
+    fn transfer_curve_round_trip_and_breakpoint() {
+        for i in 0..=1000 {
+            let c = i as f32 / 1000.0;
+            assert!((linear_to_srgb(srgb_to_linear(c)) - c).abs() < 2e-6, "{c}");
+        }
+        // Continuity at the IEC 61966-2-1 breakpoint.
+        assert!((srgb_to_linear(0.040_45) - 0.040_45 / 12.92).abs() < 1e-7);
+        assert!((srgb_to_linear(0.040_46) - srgb_to_linear(0.040_45)).abs() < 1e-5);
+    }
+
+    #[test]
+    fn gamut_mapping_keeps_lightness() {
+        // Far outside the gamut: a saturated blue-green at mid lightness.
+        let lab = [60.0, -120.0, -90.0];
+        let rgb = lab_to_srgb_pixel_gamut_mapped(lab);
+        assert!(rgb.iter().all(|c| (0.0..=1.0).contains(c)));
+        let back = srgb_to_lab_pixel(rgb);
+        assert!((back[0] - 60.0).abs() < 0.05, "L drifted: {back:?}");
+        // Hue kept: a and b keep their signs and ratio.
+        assert!(back[1] < 0.0 && back[2] < 0.0);
+        assert!((back[2] / back[1] - 0.75).abs() < 0.05, "{back:?}");
+    }
+
+    #[test]
+    fn gray_has_requested_lightness() {
+        for l in [0.0f32, 1.0, 8.0, 25.0, 50.0, 75.0, 99.0, 100.0] {
+            let g = lightness_to_srgb_gray(l);
+            let back = srgb_to_lab_pixel([g, g, g]);
+            assert!((back[0] - l).abs() < 1e-3, "{l} -> {back:?}");
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! colorize-core: everything about pixels that needs no deep learning.
+//!
+//! A photo flows one way through colorize: **decode → L at full size → L at render size → network →
+//! ab → ab at full size → join with the full-size L → sRGB → encode**. This crate owns every step
+//! of that flow except the network:
+//!
+//! - [`color`]: sRGB (IEC 61966-2-1) ⇄ linear RGB ⇄ CIE XYZ (D65) ⇄ CIELAB, over whole buffers, with
+//!   an L-preserving gamut mapping on the way back to sRGB.
+//! - [`lab`]: the planar [`LabImage`] type and the join of a full-size L with predicted ab.
+//! - [`io`]: decoding under [`DecodeLimits`] with EXIF orientation, and atomic encoding.
+//! - [`resize`]: separable triangle-filter resizing of planar `f32` buffers (bilinear when
+//!   enlarging, antialiased when shrinking).
+//! - [`metrics`]: PSNR, SSIM and Hasler–Süsstrunk colourfulness.
+
+pub mod color;
+pub mod error;
+pub mod io;
+pub mod lab;
+pub mod metrics;
+pub mod resize;
+
+pub use error::CoreError;
+pub use io::{DecodeLimits, DecodedImage, OutputFormat, decode_image, encode_image_atomic};
+pub use lab::LabImage;

@@ -1,0 +1,64 @@
+//! The error type of colorize-models.
+
+use std::path::PathBuf;
+
+/// Errors from loading and saving model directories.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// A file of the model directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating-system error.
+        source: std::io::Error,
+    },
+    /// `config.json` is not valid.
+    #[error("{path}: invalid model config: {message}")]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The weights file is not a readable safetensors file.
+    #[error("{path}: cannot read weights: {message}")]
+    Weights {
+        /// The weights file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A tensor in the weights file has another shape than the network expects.
+    #[error("{path}: weight '{key}' has shape {found:?}, the network expects {expected:?}")]
+    WeightShape {
+        /// The weights file.
+        path: PathBuf,
+        /// The tensor's key.
+        key: String,
+        /// The shape the network expects.
+        expected: Vec<usize>,
+        /// The shape in the file.
+        found: Vec<usize>,
+    },
+    /// The network needs a tensor that the weights file lacks.
+    #[error("{path}: weight '{key}' is missing from the file")]
+    MissingWeight {
+        /// The weights file.
+        path: PathBuf,
+        /// The missing key.
+        key: String,
+    },
+    /// The weights file has a tensor the network does not use (a file for another network).
+    #[error("{path}: weight '{key}' is not part of this network (wrong config.json?)")]
+    UnexpectedWeight {
+        /// The weights file.
+        path: PathBuf,
+        /// The extra key.
+        key: String,
+    },
+    /// Running the network failed (a backend error).
+    #[error("inference failed: {0}")]
+    Inference(String),
+}

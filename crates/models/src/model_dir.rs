@@ -1,0 +1,216 @@
+//! Model directories: `config.json` (a [`ModelConfig`]) beside `model.safetensors`.
+//!
+//! Weights are stored under the module paths of the network (`layer1.0.conv1.weight`,
+//! `decoder.4.bn.gamma`, ...), in f32, through burn-store's safetensors writer. Loading checks every
+//! tensor: a missing, extra or mis-shaped tensor is an error naming the key (and both shapes).
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::store::{ApplyError, ModuleSnapshot, SafetensorsStore};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+use crate::network::{Network, NetworkConfig};
+
+/// The name of the config file in a model directory.
+pub const CONFIG_FILE: &str = "config.json";
+/// The name of the weights file in a model directory.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// What `config.json` holds: the network's architecture and how the pipeline should run it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// The architecture (tagged by `arch`).
+    pub network: NetworkConfig,
+    /// Default render size: the shorter side, in pixels, at which the network sees the photo.
+    pub render_size: u32,
+    /// Default saturation: the factor applied to the predicted a and b (chroma) before they are
+    /// joined with L. 1.0 is the network as trained; below 1 is more muted (an L1/L2-trained
+    /// network's wrong hues cost less), above 1 more vivid. Hue and L are unchanged.
+    #[serde(default = "default_saturation")]
+    pub saturation: f32,
+    /// A one-line human description.
+    #[serde(default)]
+    pub description: String,
+}
+
+fn default_saturation() -> f32 {
+    1.0
+}
+
+impl ModelConfig {
+    /// Parses `config.json` content; `path` names it in errors.
+    ///
+    /// # Errors
+    /// [`ModelError::Config`] when the JSON is invalid or names an unknown `arch`.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self, ModelError> {
+        let config: Self = serde_json::from_slice(bytes).map_err(|e| ModelError::Config {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if !(config.saturation.is_finite() && config.saturation >= 0.0) {
+            return Err(ModelError::Config {
+                path: path.to_path_buf(),
+                message: format!(
+                    "saturation must be a number >= 0, not {}",
+                    config.saturation
+                ),
+            });
+        }
+        if config.render_size == 0 {
+            return Err(ModelError::Config {
+                path: path.to_path_buf(),
+                message: "render_size must be at least 1".into(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// Loads weights from safetensors bytes into a freshly built network, checking every tensor.
+///
+/// `path` names the weights in errors.
+///
+/// # Errors
+/// [`ModelError::Weights`] for an unreadable file, [`ModelError::WeightShape`],
+/// [`ModelError::MissingWeight`] or [`ModelError::UnexpectedWeight`] when the file does not fit
+/// the network.
+pub fn load_weights(network: &mut Network, bytes: Vec<u8>, path: &Path) -> Result<(), ModelError> {
+    let weights_err = |message: String| ModelError::Weights {
+        path: path.to_path_buf(),
+        message,
+    };
+    // Check the header first: burn-store would otherwise report a bad file in its own words.
+    safetensors_header_ok(&bytes).map_err(weights_err)?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .skip_enum_variants(true)
+        .allow_partial(true)
+        .validate(false);
+    let result = network
+        .load_from(&mut store)
+        .map_err(|e| weights_err(e.to_string()))?;
+    if let Some(e) = result.errors.first() {
+        return Err(match e {
+            ApplyError::ShapeMismatch {
+                path: key,
+                expected,
+                found,
+            } => ModelError::WeightShape {
+                path: path.to_path_buf(),
+                key: key.clone(),
+                expected: expected.to_vec(),
+                found: found.to_vec(),
+            },
+            other => weights_err(other.to_string()),
+        });
+    }
+    if let Some((key, _)) = result.missing.first() {
+        return Err(ModelError::MissingWeight {
+            path: path.to_path_buf(),
+            key: key.clone(),
+        });
+    }
+    if let Some(key) = result.unused.first() {
+        return Err(ModelError::UnexpectedWeight {
+            path: path.to_path_buf(),
+            key: key.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// A safetensors file starts with an 8-byte little-endian header length and a JSON header.
+fn safetensors_header_ok(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 8 {
+        return Err(format!(
+            "file is {} bytes, too short for safetensors",
+            bytes.len()
+        ));
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    if n == 0 || 8 + n > bytes.len() {
+        return Err("not a safetensors file (bad header length)".into());
+    }
+    serde_json::from_slice::<serde_json::Value>(&bytes[8..8 + n])
+        .map_err(|e| format!("not a safetensors file (header: {e})"))?;
+    Ok(())
+}
+
+/// Builds a network from `config.json` content and safetensors bytes (for example the model
+/// bundled into the binary). `name` names the model in errors.
+///
+/// # Errors
+/// As [`ModelConfig::from_json`] and [`load_weights`].
+pub fn load_model_bytes(
+    config_json: &[u8],
+    weights: Vec<u8>,
+    name: &Path,
+    device: &Device,
+) -> Result<(ModelConfig, Network), ModelError> {
+    let config = ModelConfig::from_json(config_json, &name.join(CONFIG_FILE))?;
+    let mut network = config.network.init(device);
+    load_weights(&mut network, weights, &name.join(WEIGHTS_FILE))?;
+    Ok((config, network))
+}
+
+/// Loads the model directory `dir` (`config.json` + `model.safetensors`) onto `device`.
+///
+/// # Errors
+/// [`ModelError::Io`] when a file is missing or unreadable, then as [`load_model_bytes`].
+pub fn load_model_dir(dir: &Path, device: &Device) -> Result<(ModelConfig, Network), ModelError> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read(&p).map_err(|source| ModelError::Io { path: p, source })
+    };
+    let config = read(CONFIG_FILE)?;
+    let weights = read(WEIGHTS_FILE)?;
+    load_model_bytes(&config, weights, dir, device)
+}
+
+/// Serialises the network's weights to safetensors bytes (f32, module paths as keys).
+///
+/// # Errors
+/// [`ModelError::Weights`] if serialisation fails.
+pub fn weights_to_bytes(network: &Network) -> Result<Vec<u8>, ModelError> {
+    let err = |message: String| ModelError::Weights {
+        path: PathBuf::from(WEIGHTS_FILE),
+        message,
+    };
+    let mut store = SafetensorsStore::from_bytes(None)
+        .skip_enum_variants(true)
+        .metadata("producer", "colorize");
+    network
+        .save_into(&mut store)
+        .map_err(|e| err(e.to_string()))?;
+    store.get_bytes().map_err(|e| err(e.to_string()))
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    colorize_core::io::write_file_atomic(path, bytes, true).map_err(|e| match e {
+        colorize_core::CoreError::Io { path, source } => ModelError::Io { path, source },
+        other => ModelError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
+}
+
+/// Writes `network` and `config` as a model directory (created if needed), each file atomically.
+///
+/// # Errors
+/// [`ModelError::Io`] on file-system errors, [`ModelError::Weights`] if serialisation fails.
+pub fn save_model_dir(
+    dir: &Path,
+    config: &ModelConfig,
+    network: &Network,
+) -> Result<(), ModelError> {
+    std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let json = serde_json::to_vec_pretty(config).expect("config serialises");
+    write_atomic(&dir.join(WEIGHTS_FILE), &weights_to_bytes(network)?)?;
+    write_atomic(&dir.join(CONFIG_FILE), &json)?;
+    Ok(())
+}

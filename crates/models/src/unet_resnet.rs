@@ -1,0 +1,198 @@
+//! U-Net generator over a ResNet encoder, predicting ab from L.
+//!
+//! The encoder is a ResNet (He et al. 2015, arXiv:1512.03385; torchvision `resnet.py` layout:
+//! 7x7/2 conv, BN, ReLU, 3x3/2 max-pool, four stages of basic blocks). The decoder follows the U-Net
+//! of Ronneberger, Fischer & Brox 2015 (arXiv:1505.04597) as DeOldify's `DynamicUnet` uses it over a
+//! ResNet-34: at each level the features are enlarged x2 (nearest or bilinear, never transposed
+//! convolutions, which cause checkerboard artefacts — Odena et al. 2016, Distill), concatenated with
+//! the encoder features of the same resolution, and mixed by 3x3 conv + BN + ReLU. The last level
+//! joins the input L itself, then a 1x1 conv gives 2 channels and tanh bounds them.
+//!
+//! Input and output scaling (shared with [`crate::colorizer`]): `l_in = L/50 − 1` in `-1..1`,
+//! `ab = 110 · output`.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::{relu, tanh};
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::blocks::resnet::{BasicBlock, conv3x3, forward_stage, stage};
+
+/// How the decoder enlarges features x2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Upsample {
+    /// Nearest neighbour (cheapest; the following 3x3 conv smooths).
+    Nearest,
+    /// Bilinear with half-pixel centres (`align_corners = false`).
+    Bilinear,
+}
+
+/// Architecture of a [`UnetResnet`]; this is what `config.json` stores under `network`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnetResnetConfig {
+    /// Output channels of the 7x7/2 stem convolution (ResNet: 64).
+    pub stem_width: usize,
+    /// Channels of the four encoder stages (ResNet: `[64, 128, 256, 512]`).
+    pub widths: [usize; 4],
+    /// Basic blocks per stage (ResNet-34: `[3, 4, 6, 3]`; ResNet-18: `[2, 2, 2, 2]`).
+    pub depths: [usize; 4],
+    /// Output channels of the five decoder blocks, from 1/16 resolution up to full resolution.
+    pub decoder_widths: [usize; 5],
+    /// How the decoder enlarges features.
+    pub upsample: Upsample,
+}
+
+impl UnetResnetConfig {
+    /// The reference network: a full ResNet-34 encoder (stages 3-4-6-3 of 64/128/256/512
+    /// channels) and decoder widths 256-128-64-64-32 (about 24 M parameters).
+    pub fn resnet34() -> Self {
+        Self {
+            stem_width: 64,
+            widths: [64, 128, 256, 512],
+            depths: [3, 4, 6, 3],
+            decoder_widths: [256, 128, 64, 64, 32],
+            upsample: Upsample::Nearest,
+        }
+    }
+
+    /// A light preset that trains in reasonable time on 2 CPU cores: ResNet-18 depths (2-2-2-2),
+    /// half the widths (32/64/128/256), decoder 128-64-32-32-16 (about 3.6 M parameters).
+    pub fn light() -> Self {
+        Self {
+            stem_width: 32,
+            widths: [32, 64, 128, 256],
+            depths: [2, 2, 2, 2],
+            decoder_widths: [128, 64, 32, 32, 16],
+            upsample: Upsample::Nearest,
+        }
+    }
+
+    /// A tiny preset for tests (stages of one block, 8-64 channels).
+    pub fn tiny() -> Self {
+        Self {
+            stem_width: 8,
+            widths: [8, 16, 32, 64],
+            depths: [1, 1, 1, 1],
+            decoder_widths: [32, 16, 8, 8, 8],
+            upsample: Upsample::Nearest,
+        }
+    }
+
+    /// Builds the network with freshly initialised weights (Kaiming-uniform convolutions, BN with
+    /// unit scale and zero shift).
+    pub fn init(&self, device: &Device) -> UnetResnet {
+        let [w1, w2, w3, w4] = self.widths;
+        let [d4, d3, d2, d1, d0] = self.decoder_widths;
+        let dec = |i, o| DecoderBlock {
+            conv: conv3x3(i, o, 1, device),
+            bn: BatchNormConfig::new(o).init(device),
+        };
+        UnetResnet {
+            conv1: Conv2dConfig::new([1, self.stem_width], [7, 7])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
+                .with_bias(false)
+                .init(device),
+            bn1: BatchNormConfig::new(self.stem_width).init(device),
+            maxpool: MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(),
+            layer1: stage(self.stem_width, w1, self.depths[0], 1, device),
+            layer2: stage(w1, w2, self.depths[1], 2, device),
+            layer3: stage(w2, w3, self.depths[2], 2, device),
+            layer4: stage(w3, w4, self.depths[3], 2, device),
+            decoder: vec![
+                dec(w4 + w3, d4),
+                dec(d4 + w2, d3),
+                dec(d3 + w1, d2),
+                dec(d2 + self.stem_width, d1),
+                dec(d1 + 1, d0),
+            ],
+            head: Conv2dConfig::new([d0, 2], [1, 1]).init(device),
+            bilinear: self.upsample == Upsample::Bilinear,
+        }
+    }
+}
+
+/// One decoder level: 3x3 conv (no bias) + BN + ReLU over `[up(x), skip]`.
+#[derive(Module, Debug)]
+pub struct DecoderBlock {
+    /// 3x3 convolution over the concatenation.
+    pub conv: Conv2d,
+    /// Batch norm after the convolution.
+    pub bn: BatchNorm,
+}
+
+/// The U-Net generator over a ResNet encoder. Field names follow torchvision's ResNet keys
+/// (`conv1`, `bn1`, `layer1.0.conv1`, ...), so the encoder's weights read like a torchvision
+/// checkpoint with `in_channels = 1`.
+#[derive(Module, Debug)]
+pub struct UnetResnet {
+    /// Stem: 7x7 conv, stride 2, `[stem, 1, 7, 7]`.
+    pub conv1: Conv2d,
+    /// Stem batch norm.
+    pub bn1: BatchNorm,
+    /// 3x3 max-pool, stride 2, padding 1.
+    pub maxpool: MaxPool2d,
+    /// Stage 1 (1/4 resolution).
+    pub layer1: Vec<BasicBlock>,
+    /// Stage 2 (1/8 resolution).
+    pub layer2: Vec<BasicBlock>,
+    /// Stage 3 (1/16 resolution).
+    pub layer3: Vec<BasicBlock>,
+    /// Stage 4 (1/32 resolution).
+    pub layer4: Vec<BasicBlock>,
+    /// Five decoder levels, 1/16 up to full resolution.
+    pub decoder: Vec<DecoderBlock>,
+    /// Final 1x1 conv to the two ab channels.
+    pub head: Conv2d,
+    /// Bilinear (true) or nearest (false) enlargement.
+    #[module(skip)]
+    pub bilinear: bool,
+}
+
+impl UnetResnet {
+    fn up_cat(&self, x: Tensor<4>, skip: Tensor<4>) -> Tensor<4> {
+        let [_, _, h, w] = skip.dims();
+        let mode = if self.bilinear {
+            InterpolateMode::Bilinear
+        } else {
+            InterpolateMode::Nearest
+        };
+        let up = interpolate(
+            x,
+            InterpolateOptions::new(mode)
+                .with_align_corners(false)
+                .with_output_size([h, w]),
+        );
+        Tensor::cat(vec![up, skip], 1)
+    }
+
+    /// Predicts ab from L.
+    ///
+    /// # Shapes
+    /// - `l`: `[batch, 1, H, W]`, `L/50 − 1` in `-1..1`. Any H and W ≥ 1 work; multiples of 32 keep
+    ///   every skip connection exactly aligned.
+    /// - returns `[batch, 2, H, W]`, `ab/110` in `-1..1` (tanh).
+    pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
+        let x0 = l.clone(); // [batch, 1, H, W]
+        let x1 = relu(self.bn1.forward(self.conv1.forward(l))); // [batch, stem, H/2, W/2]
+        let x = self.maxpool.forward(x1.clone()); // [batch, stem, H/4, W/4]
+        let x2 = forward_stage(&self.layer1, x); // [batch, w1, H/4, W/4]
+        let x3 = forward_stage(&self.layer2, x2.clone()); // [batch, w2, H/8, W/8]
+        let x4 = forward_stage(&self.layer3, x3.clone()); // [batch, w3, H/16, W/16]
+        let x5 = forward_stage(&self.layer4, x4.clone()); // [batch, w4, H/32, W/32]
+        let mut y = x5;
+        for (block, skip) in self.decoder.iter().zip([x4, x3, x2, x1, x0]) {
+            let cat = self.up_cat(y, skip);
+            y = relu(block.bn.forward(block.conv.forward(cat))); // [batch, d_i, ...]
+        }
+        tanh(self.head.forward(y)) // [batch, 2, H, W]
+    }
+}

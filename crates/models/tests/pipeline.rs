@@ -1,0 +1,84 @@
+use colorize_core::io::{DecodeLimits, decode_image};
+use colorize_core::lab::lightness_of;
+use colorize_models::render_dims;
+use image::{DynamicImage, GenericImageView};
+use proptest::prelude::*;
+
+use crate::{shared_data, tiny_colorizer};
+
+/// Colourises `img` with a random tiny network and checks that the 8-bit output has the input's
+/// size and, pixel by pixel, the input's L (up to 8-bit rounding of both images).
+fn check_size_and_l(img: &DynamicImage) {
+    let c = tiny_colorizer(3);
+    let out = DynamicImage::ImageRgb32F(c.colorize(img).unwrap()).into_rgb8();
+    assert_eq!(out.dimensions(), img.dimensions());
+    let (_, _, l_in) = lightness_of(img);
+    let (_, _, l_out) = lightness_of(&DynamicImage::ImageRgb8(out.clone()));
+    let worst = l_in
+        .iter()
+        .zip(&l_out)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1.0, "{:?}: L moved by {worst}", img.dimensions());
+    // The random network does produce colour, so L is kept by design, not because ab = 0.
+    if img.width() * img.height() > 64 {
+        let chroma: f64 = out
+            .pixels()
+            .map(|p| (p.0[0] as f64 - p.0[2] as f64).abs())
+            .sum();
+        assert!(chroma > 0.0);
+    }
+}
+
+#[test]
+fn real_photo_crops_keep_size_and_l() {
+    let dir = shared_data().join("val/kodak");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let photo = decode_image(&files[0], &DecodeLimits::default())
+        .unwrap()
+        .image;
+    for (x, y, w, h) in [
+        (0, 0, 768, 512),
+        (5, 7, 1, 1),
+        (100, 3, 1, 401),
+        (0, 200, 767, 1),
+        (33, 44, 17, 23),
+        (1, 1, 101, 57),
+        (10, 10, 3, 500),
+    ] {
+        check_size_and_l(&photo.view(x, y, w, h).to_image().into());
+    }
+}
+
+#[test]
+fn historical_gray_photo_keeps_size_and_l() {
+    let f = shared_data().join("historical/1864UnionSoldier.jpg");
+    check_size_and_l(&decode_image(&f, &DecodeLimits::default()).unwrap().image);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    /// Any size and aspect ratio, including 1xN strips.
+    #[test]
+    fn any_size_keeps_size_and_l(w in 1u32..300, h in 1u32..300, seed in 0u32..1000) {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_fn(w, h, |x, y| {
+            let v = ((x * 31 + y * 17 + seed) % 256) as u8;
+            image::Rgb([v, v.wrapping_mul(3), 255 - v])
+        }));
+        check_size_and_l(&img);
+    }
+
+    /// The render size keeps its promises: multiples of 32, shorter side about `render_size`.
+    #[test]
+    fn render_dims_are_multiples_of_32(w in 1usize..5000, h in 1usize..5000, r in 16u32..1024) {
+        let (rw, rh) = render_dims(w, h, r);
+        prop_assert!(rw % 32 == 0 && rh % 32 == 0 && rw >= 32 && rh >= 32);
+        prop_assert!(rw.max(rh) <= 4 * r as usize + 32);
+        let short = rw.min(rh) as i64;
+        prop_assert!((short - r as i64).abs() <= 16 || short == 32, "{rw}x{rh} for {r}");
+    }
+}

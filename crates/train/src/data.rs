@@ -1,0 +1,197 @@
+//! Training data: photos found in a folder tree, decoded once into CIELAB at a fixed load size,
+//! and random crops of them batched for the network.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use colorize_core::LabImage;
+use colorize_core::io::{DecodeLimits, decode_image};
+use colorize_core::resize::resize_plane;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+use crate::error::TrainError;
+
+/// Extensions taken as images when walking a folder (case-insensitive).
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "gif"];
+
+/// Whether `path` has an image extension.
+pub fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// All image files under `dir` (recursive), sorted for reproducibility.
+///
+/// # Errors
+/// [`TrainError::NoImages`] if there are none, [`TrainError::Io`] if `dir` cannot be read.
+pub fn find_images(dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
+    if !dir.is_dir() {
+        return Err(TrainError::io(dir, "not a folder"));
+    }
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && is_image_path(e.path()))
+        .map(|e| e.into_path())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(TrainError::NoImages {
+            path: dir.to_path_buf(),
+        });
+    }
+    Ok(files)
+}
+
+/// Splits `files` 90/10 into (training, validation) after a seeded shuffle; at least one each.
+///
+/// # Errors
+/// [`TrainError::TooFewImages`] with fewer than 2 files.
+pub fn split_files(
+    files: Vec<PathBuf>,
+    seed: u64,
+    dir: &Path,
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>), TrainError> {
+    if files.len() < 2 {
+        return Err(TrainError::TooFewImages {
+            path: dir.to_path_buf(),
+            found: files.len(),
+        });
+    }
+    let mut files = files;
+    files.shuffle(&mut StdRng::seed_from_u64(seed));
+    let n_val = (files.len() / 10).max(1);
+    let val = files.split_off(files.len() - n_val);
+    Ok((files, val))
+}
+
+/// Training photos in CIELAB, each resized so that its shorter side is the load size.
+#[derive(Debug)]
+pub struct LabDataset {
+    /// The photos.
+    pub images: Vec<LabImage>,
+    /// Files that could not be decoded, with the error (skipped).
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+impl LabDataset {
+    /// Decodes `files` in parallel and resizes each so its shorter side is `load_size` pixels.
+    pub fn load(files: &[PathBuf], load_size: usize, limits: &DecodeLimits) -> Self {
+        let results: Vec<Result<LabImage, (PathBuf, String)>> = files
+            .par_iter()
+            .map(|f| {
+                let d = decode_image(f, limits).map_err(|e| (f.clone(), e.to_string()))?;
+                let lab = LabImage::from_image(&d.image);
+                Ok(resize_short_side(&lab, load_size))
+            })
+            .collect();
+        let mut images = Vec::new();
+        let mut skipped = Vec::new();
+        for r in results {
+            match r {
+                Ok(i) => images.push(i),
+                Err(e) => skipped.push(e),
+            }
+        }
+        Self { images, skipped }
+    }
+}
+
+fn resize_short_side(lab: &LabImage, short: usize) -> LabImage {
+    let s = short as f64 / lab.width.min(lab.height) as f64;
+    let w = ((lab.width as f64 * s).round() as usize).max(short);
+    let h = ((lab.height as f64 * s).round() as usize).max(short);
+    let r = |p: &[f32]| resize_plane(p, lab.width, lab.height, w, h);
+    LabImage {
+        width: w,
+        height: h,
+        l: r(&lab.l),
+        a: r(&lab.a),
+        b: r(&lab.b),
+    }
+}
+
+/// One training sample: `crop x crop` planes of L, a, b.
+struct Crop {
+    l: Vec<f32>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+/// A random square crop with side between `min_fraction` of the shorter side and all of it,
+/// resized to `crop x crop`, flipped left–right with probability 1/2.
+fn random_crop(img: &LabImage, crop: usize, min_fraction: f64, rng: &mut StdRng) -> Crop {
+    let short = img.width.min(img.height);
+    let lo = ((short as f64 * min_fraction).round() as usize).clamp(1, short);
+    let side = rng.random_range(lo..=short);
+    let x0 = rng.random_range(0..=img.width - side);
+    let y0 = rng.random_range(0..=img.height - side);
+    let flip = rng.random_bool(0.5);
+    let cut = |p: &[f32]| {
+        let mut out = Vec::with_capacity(side * side);
+        for y in y0..y0 + side {
+            let row = &p[y * img.width + x0..y * img.width + x0 + side];
+            if flip {
+                out.extend(row.iter().rev());
+            } else {
+                out.extend_from_slice(row);
+            }
+        }
+        resize_plane(&out, side, side, crop, crop)
+    };
+    Crop {
+        l: cut(&img.l),
+        a: cut(&img.a),
+        b: cut(&img.b),
+    }
+}
+
+/// A batch ready for the network.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// `[batch, 1, S, S]`, `L/50 − 1`.
+    pub l: Tensor<4>,
+    /// `[batch, 2, S, S]`, `ab/110`.
+    pub ab: Tensor<4>,
+}
+
+/// Builds a batch of random crops of the images at `indices`; each sample draws its crop from
+/// its own RNG seeded with `seed` and its position, so batches are reproducible.
+pub fn make_batch(
+    data: &LabDataset,
+    indices: &[usize],
+    crop: usize,
+    min_fraction: f64,
+    seed: u64,
+    device: &Device,
+) -> Batch {
+    let crops: Vec<Crop> = indices
+        .par_iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let mut rng = StdRng::seed_from_u64(
+                seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .wrapping_add(k as u64),
+            );
+            random_crop(&data.images[i], crop, min_fraction, &mut rng)
+        })
+        .collect();
+    let n = indices.len();
+    let plane = crop * crop;
+    let mut l = Vec::with_capacity(n * plane);
+    let mut ab = Vec::with_capacity(2 * n * plane);
+    for c in &crops {
+        l.extend(c.l.iter().map(|v| v / 50.0 - 1.0));
+        ab.extend(c.a.iter().map(|v| v / colorize_models::colorizer::AB_SCALE));
+        ab.extend(c.b.iter().map(|v| v / colorize_models::colorizer::AB_SCALE));
+    }
+    Batch {
+        l: Tensor::from_data(TensorData::new(l, [n, 1, crop, crop]), device),
+        ab: Tensor::from_data(TensorData::new(ab, [n, 2, crop, crop]), device),
+    }
+}

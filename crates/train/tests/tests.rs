@@ -1,0 +1,4 @@
+//! colorize-train integration tests: the trainer lowers the loss on a small generated data set,
+//! writes metrics.csv, exports a loadable model, and resumes from its checkpoint.
+
+mod training;

@@ -1,0 +1,140 @@
+use std::path::Path;
+
+use burn::prelude::*;
+use colorize_models::Colorizer;
+use colorize_train::data::{find_images, split_files};
+use colorize_train::{Preset, TrainError, TrainOptions, train};
+use image::{Rgb, RgbImage};
+
+/// Writes `n` generated photos whose colour follows from their lightness pattern: a bright sky
+/// (blue) above a darker textured field (green), the horizon at a random height. A network can learn
+/// this mapping from L alone, so the loss must fall.
+fn make_dataset(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    for i in 0..n {
+        let horizon = 16 + (i * 7) % 32;
+        let img = RgbImage::from_fn(64, 64, |x, y| {
+            if (y as usize) < horizon {
+                let v = 200 - y as u8;
+                Rgb([v / 2, v - 20, v])
+            } else {
+                let t = ((x * 13 + y * 7 + i as u32 * 5) % 40) as u8;
+                Rgb([40 + t, 120 + t, 30 + t / 2])
+            }
+        });
+        // Half in a sub-folder: the data set is a folder tree.
+        let p = if i % 2 == 0 {
+            dir.join(format!("p{i}.png"))
+        } else {
+            dir.join(format!("sub/p{i}.jpg"))
+        };
+        img.save(p).unwrap();
+    }
+    std::fs::write(dir.join("README.txt"), "not an image").unwrap();
+}
+
+fn options(data: &Path, out: &Path, epochs: usize) -> TrainOptions {
+    let mut o = TrainOptions::new(data.to_path_buf(), out.to_path_buf());
+    o.preset = Preset::Tiny;
+    o.epochs = epochs;
+    o.batch_size = 8;
+    o.crop_size = 32;
+    o.load_size = 48;
+    o.render_size = 64;
+    o.learning_rate = 5e-3;
+    o.progress = false;
+    o
+}
+
+#[test]
+fn training_lowers_the_loss_and_exports_a_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_dataset(&data, 40);
+    let out = tmp.path().join("run");
+    let summary = train(&options(&data, &out, 6), &Device::flex()).unwrap();
+    assert_eq!(summary.train_images, 36, "90/10 split of 40");
+    assert_eq!(summary.val_images, 4);
+    let first = summary.epoch_losses[0];
+    let last = *summary.epoch_losses.last().unwrap();
+    assert!(
+        last < 0.6 * first,
+        "loss went {first} -> {last}: {:?}",
+        summary.epoch_losses
+    );
+    // metrics.csv: header + one row per epoch with finite validation numbers.
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].starts_with("epoch,step,seconds,train_loss"));
+    assert_eq!(rows.len(), 7);
+    for r in &rows[1..] {
+        let psnr: f64 = r.split(',').nth(5).unwrap().parse().unwrap();
+        assert!(psnr.is_finite() && psnr > 5.0, "{r}");
+    }
+    // The exported model loads and colourises.
+    let c = Colorizer::load(&out, &Device::flex()).unwrap();
+    assert_eq!(c.render_size(), 64);
+    let (a, b) = c.predict_ab(&vec![80.0; 64 * 64], 64, 64).unwrap();
+    assert!(a.iter().chain(&b).all(|v| v.is_finite()));
+}
+
+#[test]
+fn resume_continues_after_the_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_dataset(&data, 20);
+    let out = tmp.path().join("run");
+    let mut o = options(&data, &out, 2);
+    let s1 = train(&o, &Device::flex()).unwrap();
+    assert_eq!(s1.epoch_losses.len(), 2);
+    assert!(out.join("checkpoint/optimizer.bpk").is_file());
+    o.epochs = 3;
+    o.resume = true;
+    let s2 = train(&o, &Device::flex()).unwrap();
+    assert_eq!(s2.epoch_losses.len(), 1, "only epoch 3 runs");
+    assert_eq!(s2.last_epoch, 3);
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let epochs: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(epochs, ["1", "2", "3"]);
+    // Resumed training keeps learning from where it was, not from scratch.
+    assert!(
+        s2.epoch_losses[0] < s1.epoch_losses[0],
+        "{:?} then {:?}",
+        s1.epoch_losses,
+        s2.epoch_losses
+    );
+}
+
+#[test]
+fn bad_data_folders_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), "x").unwrap();
+    let e = train(
+        &options(&empty, &tmp.path().join("run"), 1),
+        &Device::flex(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, TrainError::NoImages { .. }) && e.to_string().contains("empty"),
+        "{e}"
+    );
+    let e = find_images(&tmp.path().join("missing")).unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+    let one = vec![tmp.path().join("a.png")];
+    assert!(matches!(
+        split_files(one, 1, tmp.path()),
+        Err(TrainError::TooFewImages { found: 1, .. })
+    ));
+    let mut o = options(&empty, &tmp.path().join("run"), 1);
+    o.batch_size = 0;
+    assert!(matches!(
+        train(&o, &Device::flex()),
+        Err(TrainError::Option(_))
+    ));
+}
