@@ -82,3 +82,40 @@ proptest! {
         prop_assert!((short - r as i64).abs() <= 16 || short == 32, "{rw}x{rh} for {r}");
     }
 }
+
+#[test]
+fn saturation_scales_chroma_and_zero_gives_the_gray_photo() {
+    let f = shared_data().join("val/bsds500");
+    let mut files: Vec<_> = std::fs::read_dir(&f)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let photo = decode_image(&files[0], &DecodeLimits::default())
+        .unwrap()
+        .image;
+    let (w, h, l) = lightness_of(&photo);
+    let full = tiny_colorizer(5)
+        .colorize_lightness(w, h, l.clone())
+        .unwrap();
+    let half = tiny_colorizer(5)
+        .with_saturation(0.5)
+        .colorize_lightness(w, h, l.clone())
+        .unwrap();
+    for i in (0..w * h).step_by(97) {
+        assert!(
+            (half.a[i] - 0.5 * full.a[i]).abs() < 1e-3
+                && (half.b[i] - 0.5 * full.b[i]).abs() < 1e-3
+        );
+        assert_eq!(half.l[i], full.l[i]);
+    }
+    let gray = tiny_colorizer(5)
+        .with_saturation(0.0)
+        .colorize(&photo)
+        .unwrap();
+    let gray8 = DynamicImage::ImageRgb32F(gray).into_rgb8();
+    assert!(gray8.pixels().all(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2]));
+    let expected =
+        DynamicImage::ImageRgb32F(colorize_core::LabImage::gray(w, h, l).to_rgb32f()).into_rgb8();
+    assert_eq!(gray8, expected);
+}

@@ -298,15 +298,17 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
         best_epoch: state.best_epoch,
         ..TrainSummary::default()
     };
-    let session_start_seconds = state.seconds;
-    let over_time = |state_seconds: f64| {
+    // Every call runs at least one step; the budget is checked after each step.
+    let state_epoch_at_start = state.epoch;
+    // Time of earlier sessions (resume) plus this one's, data loading included.
+    let earlier_seconds = state.seconds;
+    let over_time = || {
         opts.max_minutes
-            .is_some_and(|m| state_seconds + started.elapsed().as_secs_f64() >= m * 60.0)
+            .is_some_and(|m| earlier_seconds + started.elapsed().as_secs_f64() >= m * 60.0)
     };
-    let _ = session_start_seconds;
 
     for epoch in state.epoch + 1..=opts.epochs {
-        if over_time(state.seconds) {
+        if epoch > state_epoch_at_start + 1 && over_time() {
             eprintln!("time budget reached before epoch {epoch}");
             break;
         }
@@ -366,7 +368,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
                     100.0 * data_secs / epoch_start.elapsed().as_secs_f64()
                 );
             }
-            if over_time(state.seconds) {
+            if over_time() {
                 stopped_early = true;
                 break;
             }
@@ -381,7 +383,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
         let colorizer = Colorizer::new(model.valid(), model_config.clone(), device.clone());
         let report = evaluate_files(&colorizer, &val_files, &limits, |_| {})?;
         state.epoch = epoch;
-        state.seconds += epoch_start.elapsed().as_secs_f64();
+        state.seconds = earlier_seconds + started.elapsed().as_secs_f64();
         append_metrics(
             &opts.out.join(METRICS_FILE),
             &format!(

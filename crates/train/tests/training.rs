@@ -138,3 +138,20 @@ fn bad_data_folders_are_clear_errors() {
         Err(TrainError::Option(_))
     ));
 }
+
+#[test]
+fn time_budget_stops_cleanly_with_a_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_dataset(&data, 40);
+    let out = tmp.path().join("run");
+    let mut o = options(&data, &out, 50);
+    o.max_minutes = Some(0.0001); // stops after the first step
+    let s = train(&o, &Device::flex()).unwrap();
+    assert_eq!(s.last_epoch, 1);
+    assert_eq!(s.epoch_losses.len(), 1);
+    assert!(out.join("checkpoint/state.json").is_file() && out.join("model.safetensors").is_file());
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(state["step"], 1, "{state}");
+}
