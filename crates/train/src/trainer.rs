@@ -261,13 +261,22 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
     let mut optim = AdamWConfig::new()
         .with_weight_decay(opts.weight_decay as f32)
         .init();
-    let network_config = opts.preset.network();
+    let read = |name: &str| {
+        std::fs::read(ckpt.join(name)).map_err(|e| TrainError::io(ckpt.join(name), e))
+    };
+    let resuming = opts.resume && ckpt.join(STATE_FILE).exists();
+    // A resumed run keeps the checkpoint's architecture, whatever --preset says now.
+    let network_config = if resuming {
+        ModelConfig::from_json(&read(CONFIG_FILE)?, &ckpt.join(CONFIG_FILE))?.network
+    } else {
+        opts.preset.network()
+    };
     device.seed(opts.seed);
     let mut model = network_config.init(&ad);
-    if opts.resume && ckpt.join(STATE_FILE).exists() {
-        let read = |name: &str| {
-            std::fs::read(ckpt.join(name)).map_err(|e| TrainError::io(ckpt.join(name), e))
-        };
+    if opts.resume && !resuming {
+        eprintln!("no checkpoint in {}: starting a new run", ckpt.display());
+    }
+    if resuming {
         state = serde_json::from_slice(&read(STATE_FILE)?)
             .map_err(|e| TrainError::io(ckpt.join(STATE_FILE), e))?;
         load_weights(&mut model, read(WEIGHTS_FILE)?, &ckpt.join(WEIGHTS_FILE))?;
