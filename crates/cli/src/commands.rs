@@ -24,8 +24,9 @@ pub const EXIT_PARTIAL: u8 = 1;
 pub const EXIT_FATAL: u8 = 3;
 
 /// The bundled default model (`models/default`), trained by this project; see its MODEL_CARD.md.
-const BUNDLED_CONFIG: &[u8] = include_bytes!("../../../models/default/config.json");
-const BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../../models/default/model.safetensors");
+pub(crate) const BUNDLED_CONFIG: &[u8] = include_bytes!("../../../models/default/config.json");
+pub(crate) const BUNDLED_WEIGHTS: &[u8] =
+    include_bytes!("../../../models/default/model.safetensors");
 
 /// The compute device. Backends are chosen here and only here; the library crates take `&Device`.
 /// Today the pure-Rust CPU backend (burn's Flex) is the one compiled in.

@@ -7,6 +7,7 @@
 mod bench;
 mod commands;
 mod inputs;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -47,6 +48,8 @@ enum Command {
     Train(commands::TrainArgs),
     /// Time the pipeline at 256x256 and 1024x768 and report peak memory.
     Bench(bench::BenchArgs),
+    /// Serve the web app and REST API (prints the URL to open; Ctrl+C to stop).
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => commands::eval(a),
         Command::Train(a) => commands::train(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Serve(a) => serve::serve(a),
     };
     match result {
         Ok(code) => code,

@@ -261,9 +261,8 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
     let mut optim = AdamWConfig::new()
         .with_weight_decay(opts.weight_decay as f32)
         .init();
-    let read = |name: &str| {
-        std::fs::read(ckpt.join(name)).map_err(|e| TrainError::io(ckpt.join(name), e))
-    };
+    let read =
+        |name: &str| std::fs::read(ckpt.join(name)).map_err(|e| TrainError::io(ckpt.join(name), e));
     let resuming = opts.resume && ckpt.join(STATE_FILE).exists();
     // A resumed run keeps the checkpoint's architecture, whatever --preset says now.
     let network_config = if resuming {

@@ -1,0 +1,87 @@
+//! `colorize serve`: the web app and REST API (crate colorize-server).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use colorize_server::{ModelSource, Retention, ServerConfig};
+
+use crate::commands::{BUNDLED_CONFIG, BUNDLED_WEIGHTS, select_device, set_threads};
+
+/// Flags of `colorize serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5000")]
+    pub bind: SocketAddr,
+    /// Folder for uploaded and colourised images (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "colorize-data")]
+    pub data_dir: PathBuf,
+    /// Model directory to serve, named by its folder name; repeat for several (the first is the
+    /// default). The bundled model is served too, as "default", unless a folder is named so.
+    #[arg(long = "model", value_name = "DIR")]
+    pub models: Vec<PathBuf>,
+    /// Inference worker threads (each holds a copy of every model).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+    /// Uploads that may wait for a worker; more are answered 503 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub queue: u16,
+    /// Largest upload, in megabytes (10^6 bytes); larger ones are answered 413.
+    #[arg(long, value_name = "MB", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub max_upload_mb: u32,
+    /// Largest image, in megapixels; larger ones are answered 413.
+    #[arg(long, value_name = "MP", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_megapixels: u32,
+    /// Most images kept; the oldest are removed first (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub keep_images: usize,
+    /// Hours an image is kept (0: forever).
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    pub keep_hours: u64,
+    /// CPU threads for the network (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u16>,
+}
+
+/// Runs the server until Ctrl+C or SIGTERM.
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    set_threads(args.threads)?;
+    let mut models = Vec::new();
+    for dir in &args.models {
+        let name = dir
+            .canonicalize()
+            .unwrap_or_else(|_| dir.clone())
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+            .with_context(|| format!("{}: cannot name a model after this folder", dir.display()))?;
+        models.push(ModelSource::Dir {
+            name,
+            path: dir.clone(),
+        });
+    }
+    if !models.iter().any(|m| m.name() == "default") {
+        models.push(ModelSource::Bytes {
+            name: "default".into(),
+            config_json: Arc::from(BUNDLED_CONFIG),
+            weights: Arc::from(BUNDLED_WEIGHTS),
+        });
+    }
+    let mut config = ServerConfig::new(args.data_dir, models, select_device());
+    config.bind = args.bind;
+    config.workers = args.workers.into();
+    config.queue_capacity = args.queue.into();
+    config.body_limit = args.max_upload_mb as usize * 1_000_000;
+    config.max_pixels = args.max_megapixels as u64 * 1_000_000;
+    config.retention = Retention {
+        max_images: (args.keep_images > 0).then_some(args.keep_images),
+        max_age: (args.keep_hours > 0).then(|| Duration::from_secs(args.keep_hours * 3600)),
+    };
+    colorize_server::run(config)?;
+    Ok(ExitCode::SUCCESS)
+}

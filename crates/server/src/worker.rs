@@ -1,0 +1,364 @@
+//! Inference workers: dedicated OS threads fed by a bounded queue.
+//!
+//! The async runtime never decodes, colourises or encodes: a handler puts a [`Job`] on the queue
+//! with `try_send` (a full queue is answered 503 at once) and awaits the answer on a
+//! `tokio::sync::oneshot`. Each worker loads its own copy of every model on its own thread, so
+//! nothing about `Colorizer` has to be `Sync`. A job is decoded under the pixel limit,
+//! colourised, encoded and stored on the worker.
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use burn::prelude::Device;
+use bytes::Bytes;
+use colorize_core::DecodeLimits;
+use colorize_core::io::{OutputFormat, decode_image_bytes, encode_image_bytes, to_output_pixels};
+use colorize_models::Colorizer;
+use tokio::sync::oneshot;
+
+use crate::error::{ApiError, ServerError, from_decode_error};
+use crate::metrics::Metrics;
+use crate::store::{ImageId, ImageMeta, ImageStore, timestamp};
+
+/// Where a model comes from.
+#[derive(Debug, Clone)]
+pub enum ModelSource {
+    /// A model held in memory (the bundled model): `config.json` and `model.safetensors` bytes.
+    Bytes {
+        /// The name clients use (`"default"`).
+        name: String,
+        /// The content of `config.json`.
+        config_json: Arc<[u8]>,
+        /// The content of `model.safetensors`.
+        weights: Arc<[u8]>,
+    },
+    /// A model directory (`config.json` + `model.safetensors`).
+    Dir {
+        /// The name clients use (by convention the folder's name).
+        name: String,
+        /// The folder.
+        path: PathBuf,
+    },
+}
+
+impl ModelSource {
+    /// The name clients use to choose this model.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Bytes { name, .. } | Self::Dir { name, .. } => name,
+        }
+    }
+
+    fn load(&self, device: &Device) -> Result<Colorizer, ServerError> {
+        let result = match self {
+            Self::Bytes {
+                name,
+                config_json,
+                weights,
+            } => Colorizer::from_bytes(
+                config_json,
+                weights.to_vec(),
+                Path::new(&format!("<model {name}>")),
+                device,
+            ),
+            Self::Dir { path, .. } => Colorizer::load(path, device),
+        };
+        result.map_err(|source| ServerError::Model {
+            name: self.name().to_string(),
+            source,
+        })
+    }
+}
+
+/// What the API says about a loaded model.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelInfo {
+    /// The name clients use.
+    pub name: String,
+    /// The model's one-line description.
+    pub description: String,
+    /// Its default render size.
+    pub render_size: u32,
+}
+
+/// One upload to colourise.
+pub(crate) struct Job {
+    pub bytes: Bytes,
+    pub model: usize,
+    pub model_name: String,
+    pub render_size: Option<u32>,
+    pub reply: oneshot::Sender<Result<Done, ApiError>>,
+}
+
+/// A stored, colourised image.
+#[derive(Debug)]
+pub(crate) struct Done {
+    pub id: ImageId,
+    pub meta: ImageMeta,
+}
+
+/// What every worker needs besides its models.
+#[derive(Clone)]
+pub(crate) struct WorkerContext {
+    pub store: ImageStore,
+    pub limits: DecodeLimits,
+    pub metrics: Arc<Metrics>,
+    pub janitor: SyncSender<()>,
+}
+
+/// The queue and the worker threads.
+pub(crate) struct Pool {
+    tx: Mutex<Option<SyncSender<Job>>>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+    janitor: Mutex<Option<(SyncSender<()>, JoinHandle<()>)>>,
+    metrics: Arc<Metrics>,
+    /// The loaded models, in the order given (the first is the default).
+    pub models: Vec<ModelInfo>,
+    /// Worker thread count.
+    pub workers: usize,
+    /// Queue capacity.
+    pub capacity: usize,
+}
+
+impl Pool {
+    /// Starts `workers` threads, each loading every model; returns once all are ready.
+    ///
+    /// # Errors
+    /// The first model that fails to load.
+    pub fn start(
+        sources: &[ModelSource],
+        device: &Device,
+        workers: usize,
+        capacity: usize,
+        store: ImageStore,
+        limits: DecodeLimits,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ServerError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(capacity);
+        let rx = Arc::new(Mutex::new(rx));
+        let (janitor_tx, janitor_rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let janitor = spawn_janitor(store.clone(), janitor_rx, metrics.clone())?;
+        let ctx = WorkerContext {
+            store,
+            limits,
+            metrics: metrics.clone(),
+            janitor: janitor_tx.clone(),
+        };
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let mut handles = Vec::new();
+        for i in 0..workers {
+            let sources = sources.to_vec();
+            let device = device.clone();
+            let rx = rx.clone();
+            let ctx = ctx.clone();
+            let ready_tx = ready_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("colorize-worker-{i}"))
+                .spawn(move || {
+                    let loaded: Result<Vec<Colorizer>, ServerError> =
+                        sources.iter().map(|s| s.load(&device)).collect();
+                    match loaded {
+                        Ok(models) => {
+                            let infos = sources
+                                .iter()
+                                .zip(&models)
+                                .map(|(s, c)| ModelInfo {
+                                    name: s.name().to_string(),
+                                    description: c.config().description.clone(),
+                                    render_size: c.render_size(),
+                                })
+                                .collect::<Vec<_>>();
+                            let _ = ready_tx.send(Ok(infos));
+                            drop(ready_tx);
+                            worker_loop(&rx, models.into_iter().map(Some).collect(), &ctx);
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                })?;
+            handles.push(handle);
+        }
+        drop(ready_tx);
+        let pool = Self {
+            tx: Mutex::new(Some(tx)),
+            handles: Mutex::new(handles),
+            janitor: Mutex::new(Some((janitor_tx, janitor))),
+            metrics,
+            models: Vec::new(),
+            workers,
+            capacity,
+        };
+        let mut models = None;
+        for _ in 0..workers {
+            match ready_rx.recv() {
+                Ok(Ok(infos)) => models = Some(infos),
+                Ok(Err(e)) => {
+                    pool.shutdown();
+                    return Err(e);
+                }
+                Err(_) => {
+                    pool.shutdown();
+                    return Err(ServerError::Config("a worker thread stopped".into()));
+                }
+            }
+        }
+        Ok(Self {
+            models: models.unwrap_or_default(),
+            ..pool
+        })
+    }
+
+    /// Puts a job on the queue without waiting.
+    ///
+    /// # Errors
+    /// 503 `queue_full` (with `Retry-After`) when the queue is full, 503 `shutting_down` once
+    /// the workers are stopping.
+    pub fn submit(&self, job: Job) -> Result<(), ApiError> {
+        let guard = self
+            .tx
+            .lock()
+            .map_err(|_| ApiError::internal("worker queue poisoned"))?;
+        let Some(tx) = guard.as_ref() else {
+            return Err(ApiError::shutting_down());
+        };
+        self.metrics.queue_depth.fetch_add(1, Ordering::SeqCst);
+        match tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.metrics.queue_depth.fetch_sub(1, Ordering::SeqCst);
+                match e {
+                    TrySendError::Full(_) => {
+                        self.metrics
+                            .rejected_queue_full
+                            .fetch_add(1, Ordering::Relaxed);
+                        Err(ApiError::queue_full(2))
+                    }
+                    TrySendError::Disconnected(_) => Err(ApiError::shutting_down()),
+                }
+            }
+        }
+    }
+
+    /// Closes the queue, lets the workers finish the jobs already queued, and joins them.
+    pub fn shutdown(&self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        let handles = self
+            .handles
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default();
+        for h in handles {
+            let _ = h.join();
+        }
+        if let Ok(mut j) = self.janitor.lock()
+            && let Some((tx, handle)) = j.take()
+        {
+            drop(tx);
+            let _ = handle.join();
+        }
+    }
+}
+
+fn spawn_janitor(
+    store: ImageStore,
+    rx: Receiver<()>,
+    metrics: Arc<Metrics>,
+) -> Result<JoinHandle<()>, ServerError> {
+    Ok(std::thread::Builder::new()
+        .name("colorize-janitor".into())
+        .spawn(move || {
+            loop {
+                let n = store.enforce_retention();
+                metrics
+                    .images_expired
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                match rx.recv_timeout(Duration::from_secs(60)) {
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        })?)
+}
+
+fn worker_loop(rx: &Mutex<Receiver<Job>>, mut models: Vec<Option<Colorizer>>, ctx: &WorkerContext) {
+    loop {
+        let job = match rx.lock() {
+            Ok(guard) => guard.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        ctx.metrics.queue_depth.fetch_sub(1, Ordering::SeqCst);
+        ctx.metrics.in_progress.fetch_add(1, Ordering::SeqCst);
+        let t0 = Instant::now();
+        let result = process(&job, &mut models, ctx);
+        ctx.metrics.record_inference(t0.elapsed());
+        if result.is_ok() {
+            ctx.metrics.images_colorized.fetch_add(1, Ordering::Relaxed);
+            let _ = ctx.janitor.try_send(());
+        }
+        ctx.metrics.in_progress.fetch_sub(1, Ordering::SeqCst);
+        // The client may have gone; the image is stored either way.
+        let _ = job.reply.send(result);
+    }
+}
+
+fn mime_of(format: image::ImageFormat) -> &'static str {
+    format.to_mime_type()
+}
+
+fn process(
+    job: &Job,
+    models: &mut [Option<Colorizer>],
+    ctx: &WorkerContext,
+) -> Result<Done, ApiError> {
+    let decoded = decode_image_bytes(&job.bytes, Path::new("upload"), &ctx.limits)
+        .map_err(from_decode_error)?;
+    let slot = models
+        .get_mut(job.model)
+        .ok_or_else(|| ApiError::internal("model index out of range"))?;
+    let colorizer = slot
+        .take()
+        .ok_or_else(|| ApiError::internal("model unavailable"))?;
+    let render_size = job.render_size.unwrap_or(colorizer.config().render_size);
+    let colorizer = colorizer.with_render_size(render_size);
+    let model_name_path = Path::new("colorized");
+    // A panic inside the network must not take the worker down; the model itself is immutable
+    // during a forward pass, so it stays usable.
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| colorizer.colorize(&decoded.image)));
+    *slot = Some(colorizer);
+    let rgb = match result {
+        Ok(Ok(rgb)) => rgb,
+        Ok(Err(e)) => return Err(ApiError::internal(format!("inference failed: {e}"))),
+        Err(_) => return Err(ApiError::internal("inference failed (panic)")),
+    };
+    let (format, colorized_type) = if decoded.format == image::ImageFormat::Jpeg {
+        (OutputFormat::Jpeg, "image/jpeg")
+    } else {
+        (OutputFormat::Png, "image/png")
+    };
+    let pixels = to_output_pixels(rgb, format, decoded.is_high_bit_depth());
+    let encoded = encode_image_bytes(&pixels, format, model_name_path)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let meta = ImageMeta {
+        original_type: mime_of(decoded.format).to_string(),
+        colorized_type: colorized_type.to_string(),
+        width: decoded.image.width(),
+        height: decoded.image.height(),
+        model: job.model_name.clone(),
+        render_size,
+        created_unix: timestamp(),
+    };
+    let id = ctx
+        .store
+        .insert(&job.bytes, &encoded, &meta)
+        .map_err(|e| ApiError::internal(format!("cannot store the image: {e}")))?;
+    Ok(Done { id, meta })
+}

@@ -1,0 +1,100 @@
+//! The web page in headless Chromium (playwright-core, `browser-test/upload.mjs`): open the page,
+//! upload an example photo, wait for the colourised image, save a screenshot.
+//!
+//! Needs `node`, `/usr/bin/chromium` (or `$CHROMIUM`) and `npm ci` in `crates/server/browser-test`.
+//! Without them the test prints why and passes, except under CI (`CI` set), where it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{TestApp, example_photo};
+
+fn missing_prerequisite(dir: &Path) -> Option<String> {
+    let chromium = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    if !chromium.exists() {
+        return Some(format!(
+            "{} is absent (apt-get install chromium)",
+            chromium.display()
+        ));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("node is not installed".into());
+    }
+    if !dir.join("node_modules/playwright-core").exists() {
+        return Some(format!(
+            "playwright-core is not installed (run `npm ci` in {})",
+            dir.display()
+        ));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_uploads_a_photo_and_shows_it_in_colour() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser-test");
+    if let Some(why) = missing_prerequisite(&dir) {
+        if std::env::var_os("CI").is_some() {
+            panic!("browser test cannot run under CI: {why}");
+        }
+        eprintln!("SKIPPED browser test: {why}");
+        return;
+    }
+    let t = TestApp::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(colorize_server::serve(listener, t.app.clone(), async {
+        let _ = stopped.await;
+    }));
+
+    let shots = tempfile::tempdir().expect("tempdir");
+    let shot = shots.path().join("web-app.png");
+    let url = format!("http://{addr}/");
+    let photo = example_photo();
+    let script_dir = dir.clone();
+    let shot_arg = shot.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("upload.mjs")
+            .arg(&url)
+            .arg(&photo)
+            .arg(&shot_arg)
+            .current_dir(&script_dir)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser test failed:\n{stdout}\n{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["width"], 640);
+    assert_eq!(report["height"], 466);
+    assert_eq!(report["originalWidth"], 640);
+
+    let png = std::fs::read(&shot).expect("screenshot saved");
+    let img = image::load_from_memory(&png).expect("screenshot is an image");
+    assert!(img.width() >= 800);
+    if let Some(keep) = std::env::var_os("COLORIZE_SCREENSHOT") {
+        std::fs::copy(&shot, keep).expect("copy screenshot");
+    }
+    eprintln!(
+        "browser test screenshot: {} ({} bytes)",
+        shot.display(),
+        png.len()
+    );
+
+    // The page's upload went through the API: one complete image on disk.
+    assert_eq!(t.assert_store_complete(), 1);
+    let _ = stop.send(());
+    server.await.expect("join").expect("serve");
+}

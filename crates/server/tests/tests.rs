@@ -1,0 +1,7 @@
+//! Integration tests of colorize-server: one test binary (STYLE.md), one module per area.
+
+mod api;
+mod browser;
+mod common;
+mod retention;
+mod shutdown;
