@@ -40,8 +40,9 @@ pub fn render_dims(width: usize, height: usize, render_size: u32) -> (usize, usi
     (round(width as f64 * scale), round(height as f64 * scale))
 }
 
-/// A loaded model ready to colourise photos.
-#[derive(Debug)]
+/// A loaded model ready to colourise photos. Cloning shares nothing mutable: the copy runs the
+/// same weights with its own render size and saturation.
+#[derive(Debug, Clone)]
 pub struct Colorizer {
     network: Network,
     config: ModelConfig,
