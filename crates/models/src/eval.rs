@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
+use colorize_core::LabImage;
 use colorize_core::io::{DecodeLimits, decode_image};
 use colorize_core::lab::lightness_of;
 use colorize_core::metrics::{colourfulness, psnr_capped, ssim};
-use colorize_core::{CoreError, LabImage};
 use image::{DynamicImage, RgbImage};
 use serde::Serialize;
 
@@ -92,7 +92,7 @@ pub fn evaluate_files(
                 gt_cf += cf;
                 report.images += 1;
             }
-            Err(e) => report.failed.push((f.clone(), error_line(&e))),
+            Err(e) => report.failed.push((f.clone(), e.to_string())),
         }
         on_image(f);
     }
@@ -106,8 +106,4 @@ pub fn evaluate_files(
     report.gray = mean(g);
     report.ground_truth_colourfulness = gt_cf / n;
     Ok(report)
-}
-
-fn error_line(e: &CoreError) -> String {
-    e.to_string()
 }

@@ -30,17 +30,21 @@ fn check_size_and_l(img: &DynamicImage) {
     }
 }
 
-#[test]
-fn real_photo_crops_keep_size_and_l() {
-    let dir = shared_data().join("val/kodak");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+/// The first photo (by name) of a validation set in ../shared/data/val.
+fn first_photo(set: &str) -> DynamicImage {
+    let mut files: Vec<_> = std::fs::read_dir(shared_data().join("val").join(set))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    let photo = decode_image(&files[0], &DecodeLimits::default())
+    decode_image(&files[0], &DecodeLimits::default())
         .unwrap()
-        .image;
+        .image
+}
+
+#[test]
+fn real_photo_crops_keep_size_and_l() {
+    let photo = first_photo("kodak");
     for (x, y, w, h) in [
         (0, 0, 768, 512),
         (5, 7, 1, 1),
@@ -85,15 +89,7 @@ proptest! {
 
 #[test]
 fn saturation_scales_chroma_and_zero_gives_the_gray_photo() {
-    let f = shared_data().join("val/bsds500");
-    let mut files: Vec<_> = std::fs::read_dir(&f)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let photo = decode_image(&files[0], &DecodeLimits::default())
-        .unwrap()
-        .image;
+    let photo = first_photo("bsds500");
     let (w, h, l) = lightness_of(&photo);
     // One network for all three runs: tests run in parallel and share the device's RNG, so two
     // networks built from the same seed are not guaranteed to be equal.

@@ -42,14 +42,7 @@ async fn page_uploads_a_photo_and_shows_it_in_colour() {
         return;
     }
     let t = TestApp::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(colorize_server::serve(listener, t.app.clone(), async {
-        let _ = stopped.await;
-    }));
+    let (addr, stop, server) = t.serve_on_socket().await;
 
     let shots = tempfile::tempdir().expect("tempdir");
     let shot = shots.path().join("web-app.png");

@@ -62,6 +62,26 @@ impl TestApp {
         Self { app, router, dir }
     }
 
+    /// Serves the app on an ephemeral loopback port: returns the address, the sender that asks
+    /// for a graceful shutdown, and the server task.
+    pub async fn serve_on_socket(
+        &self,
+    ) -> (
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(colorize_server::serve(listener, self.app.clone(), async {
+            let _ = stopped.await;
+        }));
+        (addr, stop, server)
+    }
+
     pub fn images_dir(&self) -> PathBuf {
         self.dir.path().join("images")
     }

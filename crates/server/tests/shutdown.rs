@@ -13,14 +13,7 @@ use crate::common::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_the_request_in_flight() {
     let t = TestApp::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(colorize_server::serve(listener, t.app.clone(), async {
-        let _ = stopped.await;
-    }));
+    let (addr, stop, server) = t.serve_on_socket().await;
 
     let jpg = std::fs::read(example_photo()).expect("example photo");
     let (ct, body) = multipart(&[
