@@ -1,0 +1,690 @@
+//! 2-D convolution as an indirect implicit GEMM over NHWC activations.
+//!
+//! Output pixels are the GEMM's rows, output channels its columns and `kh · kw · in_channels` its
+//! depth. Instead of copying patches into an im2col matrix, each micro-kernel call gets, for every
+//! kernel tap, one pointer per output pixel to the `in_channels` contiguous values of the input
+//! pixel under that tap (or to a zero row where the tap falls in the padding) — the *indirection
+//! buffer* of Dukhan, "The Indirect Convolution Algorithm" (arXiv:1907.02129), as XNNPACK does it.
+//! One kernel therefore covers any kernel size, stride, dilation and padding, and inputs and
+//! outputs may be channel slices of wider buffers (a pixel stride larger than the channel count),
+//! which is how concatenation is planned without copies.
+//!
+//! Weights are packed once at load time into panels of `nr` output channels (`[taps · in][nr]`,
+//! zero-padded), and the epilogue fuses bias (batch norm already folded in by the caller),
+//! residual addition and ReLU (or tanh) before the single store of each output value.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use crate::error::EngineError;
+use crate::isa::Isa;
+
+/// Largest register tile height of any kernel family ([`Isa::mr`]).
+const MAX_MR: usize = 12;
+
+/// Bytes of packed weights a task keeps hot while it walks its output pixels (about a quarter of
+/// a 1 MiB L2 cache).
+const PANEL_GROUP_BYTES: usize = 256 * 1024;
+
+/// Geometry of a 2-D convolution (groups = 1), in PyTorch's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvSpec {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel `[height, width]`.
+    pub kernel: [usize; 2],
+    /// Stride `[vertical, horizontal]`, at least 1.
+    pub stride: [usize; 2],
+    /// Dilation `[vertical, horizontal]`, at least 1.
+    pub dilation: [usize; 2],
+    /// Zero padding `[top, left, bottom, right]` in input pixels.
+    pub padding: [usize; 4],
+}
+
+impl ConvSpec {
+    /// A square `k x k` convolution with symmetric padding `pad`, stride `stride`, dilation 1.
+    pub fn square(
+        in_channels: usize,
+        out_channels: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel: [k, k],
+            stride: [stride, stride],
+            dilation: [1, 1],
+            padding: [pad, pad, pad, pad],
+        }
+    }
+
+    /// Output `(height, width)` for an input of `height x width`:
+    /// `(in + pad_before + pad_after − dilation·(k − 1) − 1) / stride + 1`, or `None` when the
+    /// (padded) input is smaller than the dilated kernel.
+    pub fn output_size(&self, height: usize, width: usize) -> Option<(usize, usize)> {
+        let dim = |n: usize, before: usize, after: usize, k: usize, s: usize, d: usize| {
+            let padded = n + before + after;
+            let span = d * (k - 1) + 1;
+            (padded >= span).then(|| (padded - span) / s + 1)
+        };
+        let [kh, kw] = self.kernel;
+        let [pt, pl, pb, pr] = self.padding;
+        Some((
+            dim(height, pt, pb, kh, self.stride[0], self.dilation[0])?,
+            dim(width, pl, pr, kw, self.stride[1], self.dilation[1])?,
+        ))
+    }
+
+    /// Kernel taps (`kh · kw`).
+    pub fn taps(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+
+    /// Multiply-adds for an output of `pixels` pixels.
+    pub fn macs(&self, pixels: usize) -> usize {
+        pixels * self.out_channels * self.in_channels * self.taps()
+    }
+
+    fn check(&self, layer: &str) -> Result<(), EngineError> {
+        let bad = |message: &str| {
+            Err(EngineError::Layer {
+                layer: layer.to_string(),
+                message: message.to_string(),
+            })
+        };
+        if self.in_channels == 0 || self.out_channels == 0 {
+            return bad("channel counts must be at least 1");
+        }
+        if self.kernel.contains(&0) || self.stride.contains(&0) || self.dilation.contains(&0) {
+            return bad("kernel size, stride and dilation must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// The activation fused into a convolution's epilogue (after bias and residual addition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// None (identity).
+    None,
+    /// `max(x, 0)`.
+    Relu,
+    /// `tanh(x)`.
+    Tanh,
+}
+
+/// A convolution ready to run: weights packed for one kernel family, bias folded, activation
+/// chosen.
+#[derive(Debug, Clone)]
+pub struct PackedConv {
+    name: String,
+    spec: ConvSpec,
+    isa: Isa,
+    activation: Activation,
+    /// `[ceil(out / nr)][taps · in][nr]`, zero-padded past `out_channels`.
+    weights: Vec<f32>,
+    /// `[ceil(out / nr) · nr]`, zero-padded.
+    bias: Vec<f32>,
+    /// `in_channels` zeros: the row the indirection buffer points to for padding taps.
+    zeros: Vec<f32>,
+}
+
+/// A read-only NHWC view: pixel `(b, y, x)` starts at `ptr + ((b·height + y)·width + x)·stride`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Src {
+    pub ptr: *const f32,
+    pub batch: usize,
+    pub height: usize,
+    pub width: usize,
+    pub stride: usize,
+}
+
+/// A writable NHWC view with the same addressing as [`Src`]; its shape is implied by the op.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dst {
+    pub ptr: *mut f32,
+    pub stride: usize,
+}
+
+impl Src {
+    /// Address of pixel `p` (flat over batch, rows, columns); a method, so closures capture the
+    /// whole (Sync) view.
+    pub(crate) fn pixel(&self, p: usize) -> *const f32 {
+        self.ptr.wrapping_add(p * self.stride)
+    }
+}
+
+impl Dst {
+    /// Address of pixel `p`, as [`Src::pixel`].
+    pub(crate) fn pixel(&self, p: usize) -> *mut f32 {
+        self.ptr.wrapping_add(p * self.stride)
+    }
+}
+
+// SAFETY: views are plain addresses into buffers the caller keeps alive for the whole op; the ops
+// write disjoint pixels from different threads (each output pixel belongs to exactly one task).
+unsafe impl Send for Src {}
+// SAFETY: as above.
+unsafe impl Sync for Src {}
+// SAFETY: as above.
+unsafe impl Send for Dst {}
+// SAFETY: as above.
+unsafe impl Sync for Dst {}
+
+/// One micro-kernel call: `mr` output pixels x `nr` output channels.
+struct Tile<'a> {
+    /// `[taps][mr]` pointers to `cin` input values each.
+    a: &'a [*const f32],
+    taps: usize,
+    cin: usize,
+    /// Packed panel `[taps · cin][nr]`.
+    b: *const f32,
+    /// `nr` bias values.
+    bias: *const f32,
+    out: &'a [*mut f32; MAX_MR],
+    res: Option<&'a [*const f32; MAX_MR]>,
+    valid_m: usize,
+    valid_n: usize,
+    relu: bool,
+}
+
+/// Generates one micro-kernel family from its vector primitives. The body is the same for every
+/// family, so the AVX-512 kernel (not runnable on every test machine) is the AVX2 kernel with
+/// wider vectors.
+macro_rules! micro_kernel {
+    ($(#[$attr:meta])* $name:ident, $lanes:expr, $zero:expr, $splat:path, $load:path,
+     $store:path, $fma:path, $add:path, $max:path) => {
+        $(#[$attr])*
+        unsafe fn $name<const MR: usize>(t: &Tile<'_>) {
+            // SAFETY (whole body): `Tile` is built by `PackedConv::run_views`, which guarantees
+            // `a` holds `taps · MR` pointers to `cin` readable values, `b` points to
+            // `taps · cin · 2 · lanes` packed weights, `bias` to `2 · lanes` values, and `out` /
+            // `res` to `valid_n` writable / readable values for each of the first `valid_m` rows.
+            unsafe {
+                let mut acc = [[$zero; 2]; MR];
+                let mut bp = t.b;
+                for tap in 0..t.taps {
+                    let rows: [*const f32; MR] = core::array::from_fn(|m| *t.a.get_unchecked(tap * MR + m));
+                    for c in 0..t.cin {
+                        let b0 = $load(bp);
+                        let b1 = $load(bp.add($lanes));
+                        bp = bp.add(2 * $lanes);
+                        for m in 0..MR {
+                            let a = $splat(*rows[m].add(c));
+                            acc[m][0] = $fma(a, b0, acc[m][0]);
+                            acc[m][1] = $fma(a, b1, acc[m][1]);
+                        }
+                    }
+                }
+                let bias0 = $load(t.bias);
+                let bias1 = $load(t.bias.add($lanes));
+                let zero = $zero;
+                for m in 0..t.valid_m.min(MR) {
+                    let mut v0 = $add(acc[m][0], bias0);
+                    let mut v1 = $add(acc[m][1], bias1);
+                    let out = t.out[m];
+                    if t.valid_n == 2 * $lanes {
+                        if let Some(res) = t.res {
+                            v0 = $add(v0, $load(res[m]));
+                            v1 = $add(v1, $load(res[m].add($lanes)));
+                        }
+                        if t.relu {
+                            v0 = $max(v0, zero);
+                            v1 = $max(v1, zero);
+                        }
+                        $store(out, v0);
+                        $store(out.add($lanes), v1);
+                    } else {
+                        let mut tmp = [0f32; 2 * $lanes];
+                        $store(tmp.as_mut_ptr(), v0);
+                        $store(tmp.as_mut_ptr().add($lanes), v1);
+                        for (j, &v) in tmp.iter().enumerate().take(t.valid_n) {
+                            let mut v = v;
+                            if let Some(res) = t.res {
+                                v += *res[m].add(j);
+                            }
+                            if t.relu {
+                                v = v.max(0.0);
+                            }
+                            *out.add(j) = v;
+                        }
+                    }
+                }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{MAX_MR, Tile};
+    use std::arch::x86_64::*;
+
+    micro_kernel!(
+        #[target_feature(enable = "avx2,fma")]
+        kernel_avx2,
+        8,
+        _mm256_setzero_ps(),
+        _mm256_set1_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_fmadd_ps,
+        _mm256_add_ps,
+        _mm256_max_ps
+    );
+
+    micro_kernel!(
+        #[target_feature(enable = "avx512f")]
+        kernel_avx512,
+        16,
+        _mm512_setzero_ps(),
+        _mm512_set1_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_fmadd_ps,
+        _mm512_add_ps,
+        _mm512_max_ps
+    );
+
+    const _: () = assert!(MAX_MR >= 12);
+
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `t` as documented on [`Tile`].
+    pub(super) unsafe fn avx2(t: &Tile<'_>) {
+        // SAFETY: the caller checked the CPU features (`Isa::is_available`).
+        unsafe { kernel_avx2::<6>(t) }
+    }
+
+    /// # Safety
+    /// The CPU supports AVX-512F; `t` as documented on [`Tile`].
+    pub(super) unsafe fn avx512(t: &Tile<'_>) {
+        // SAFETY: the caller checked the CPU features (`Isa::is_available`).
+        unsafe { kernel_avx512::<12>(t) }
+    }
+}
+
+/// The portable vector: four lanes of plain Rust arithmetic.
+mod portable {
+    use super::Tile;
+
+    type V = [f32; 4];
+
+    #[inline(always)]
+    fn splat(x: f32) -> V {
+        [x; 4]
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> V {
+        // SAFETY: the caller passes 4 readable values.
+        unsafe { p.cast::<V>().read_unaligned() }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: V) {
+        // SAFETY: the caller passes 4 writable values.
+        unsafe { p.cast::<V>().write_unaligned(v) }
+    }
+    #[inline(always)]
+    fn fma(a: V, b: V, c: V) -> V {
+        core::array::from_fn(|i| a[i] * b[i] + c[i])
+    }
+    #[inline(always)]
+    fn add(a: V, b: V) -> V {
+        core::array::from_fn(|i| a[i] + b[i])
+    }
+    #[inline(always)]
+    fn max(a: V, b: V) -> V {
+        core::array::from_fn(|i| a[i].max(b[i]))
+    }
+
+    micro_kernel!(kernel, 4, [0f32; 4], splat, load, store, fma, add, max);
+
+    /// # Safety
+    /// `t` as documented on [`Tile`].
+    pub(super) unsafe fn run(t: &Tile<'_>) {
+        // SAFETY: forwarded from the caller.
+        unsafe { kernel::<4>(t) }
+    }
+}
+
+thread_local! {
+    /// Each worker thread's indirection buffer (`[taps][mr]` pointers), reused across calls so a
+    /// warm forward pass allocates nothing.
+    static INDIRECTION: RefCell<Vec<*const f32>> = const { RefCell::new(Vec::new()) };
+}
+
+impl PackedConv {
+    /// Packs a convolution for the kernel family `isa`.
+    ///
+    /// - `weight`: PyTorch layout `[out, in, kh, kw]`, `out · in · kh · kw` values.
+    /// - `bias`: `out` values, or `None` for zeros.
+    /// - `name` names the layer in errors.
+    ///
+    /// # Errors
+    /// [`EngineError::Layer`] if the lengths do not match `spec`, a size is zero, or the kernel has
+    /// more than 121 taps; [`EngineError::IsaUnavailable`] if this CPU cannot run `isa`.
+    pub fn new(
+        name: &str,
+        spec: ConvSpec,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        activation: Activation,
+        isa: Isa,
+    ) -> Result<Self, EngineError> {
+        spec.check(name)?;
+        if !isa.is_available() {
+            return Err(EngineError::IsaUnavailable(isa.name()));
+        }
+        let layer_err = |message: String| EngineError::Layer {
+            layer: name.to_string(),
+            message,
+        };
+        let (cin, cout, taps) = (spec.in_channels, spec.out_channels, spec.taps());
+        if taps > 121 {
+            return Err(layer_err(format!(
+                "{taps} kernel taps (at most 121, 11x11)"
+            )));
+        }
+        if weight.len() != cout * cin * taps {
+            return Err(layer_err(format!(
+                "weight has {} values, [{cout}, {cin}, {}, {}] needs {}",
+                weight.len(),
+                spec.kernel[0],
+                spec.kernel[1],
+                cout * cin * taps
+            )));
+        }
+        if let Some(b) = bias
+            && b.len() != cout
+        {
+            return Err(layer_err(format!(
+                "bias has {} values, expected {cout}",
+                b.len()
+            )));
+        }
+        let nr = isa.nr();
+        let blocks = cout.div_ceil(nr);
+        let k = taps * cin;
+        let mut packed = vec![0f32; blocks * k * nr];
+        for o in 0..cout {
+            let (blk, j) = (o / nr, o % nr);
+            for c in 0..cin {
+                for t in 0..taps {
+                    packed[(blk * k + t * cin + c) * nr + j] = weight[(o * cin + c) * taps + t];
+                }
+            }
+        }
+        let mut padded_bias = vec![0f32; blocks * nr];
+        if let Some(b) = bias {
+            padded_bias[..cout].copy_from_slice(b);
+        }
+        Ok(Self {
+            name: name.to_string(),
+            spec,
+            isa,
+            activation,
+            weights: packed,
+            bias: padded_bias,
+            zeros: vec![0f32; cin],
+        })
+    }
+
+    /// The layer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The geometry.
+    pub fn spec(&self) -> &ConvSpec {
+        &self.spec
+    }
+
+    /// The kernel family the weights are packed for.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The fused activation.
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    /// Runs the convolution on NHWC slices, checking every length.
+    ///
+    /// - `input`: `batch · height · width` pixels, pixel `p` at `input[p · in_stride..][..in]`
+    ///   (`in_stride ≥ in_channels`; larger strides read a channel slice of a wider tensor).
+    /// - `output`: `batch · oh · ow` pixels at stride `out_stride ≥ out_channels`; only the
+    ///   first `out_channels` values of each pixel are written.
+    /// - `residual`: optional `(values, stride)` with the output's pixel count, added before the
+    ///   activation.
+    ///
+    /// Returns the output `(height, width)`.
+    ///
+    /// # Errors
+    /// [`EngineError::Shape`] if a slice is too short, a stride too small, or the input smaller
+    /// than the kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        input: &[f32],
+        in_stride: usize,
+        batch: usize,
+        height: usize,
+        width: usize,
+        output: &mut [f32],
+        out_stride: usize,
+        residual: Option<(&[f32], usize)>,
+    ) -> Result<(usize, usize), EngineError> {
+        let s = &self.spec;
+        let (oh, ow) = s.output_size(height, width).ok_or_else(|| {
+            EngineError::Shape(format!(
+                "{}: input {height}x{width} is smaller than the kernel",
+                self.name
+            ))
+        })?;
+        let need = |pixels: usize, stride: usize, channels: usize| {
+            if pixels == 0 {
+                0
+            } else {
+                (pixels - 1) * stride + channels
+            }
+        };
+        let in_pixels = batch * height * width;
+        let out_pixels = batch * oh * ow;
+        let short = |what: &str| Err(EngineError::Shape(format!("{}: {what}", self.name)));
+        if in_stride < s.in_channels || input.len() < need(in_pixels, in_stride, s.in_channels) {
+            return short("input slice too short or stride below the channel count");
+        }
+        if out_stride < s.out_channels
+            || output.len() < need(out_pixels, out_stride, s.out_channels)
+        {
+            return short("output slice too short or stride below the channel count");
+        }
+        if let Some((r, rs)) = residual
+            && (rs < s.out_channels || r.len() < need(out_pixels, rs, s.out_channels))
+        {
+            return short("residual slice too short or stride below the channel count");
+        }
+        let src = Src {
+            ptr: input.as_ptr(),
+            batch,
+            height,
+            width,
+            stride: in_stride,
+        };
+        let dst = Dst {
+            ptr: output.as_mut_ptr(),
+            stride: out_stride,
+        };
+        let res = residual.map(|(r, rs)| Src {
+            ptr: r.as_ptr(),
+            batch,
+            height: oh,
+            width: ow,
+            stride: rs,
+        });
+        // SAFETY: every length was checked above against the addresses `run_views` touches.
+        unsafe { self.run_views(src, dst, res) };
+        Ok((oh, ow))
+    }
+
+    /// Runs on raw views (the graph executor's entry point).
+    ///
+    /// # Safety
+    /// `src` addresses `batch · height · width` readable pixels of `in_channels` values; `dst`
+    /// and `res` address `batch · oh · ow` pixels of `out_channels` writable / readable values;
+    /// `dst` overlaps neither `src` nor `res`; the input is at least the dilated kernel's size.
+    pub(crate) unsafe fn run_views(&self, src: Src, dst: Dst, res: Option<Src>) {
+        let s = &self.spec;
+        let Some((oh, ow)) = s.output_size(src.height, src.width) else {
+            return;
+        };
+        let pixels = src.batch * oh * ow;
+        if pixels == 0 {
+            return;
+        }
+        let (mr, nr) = (self.isa.mr(), self.isa.nr());
+        let (cin, cout, taps) = (s.in_channels, s.out_channels, s.taps());
+        let k = taps * cin;
+        let tiles = pixels.div_ceil(mr);
+        let blocks = cout.div_ceil(nr);
+        let group = (PANEL_GROUP_BYTES / (k * nr * 4).max(1)).clamp(1, blocks);
+        let groups = blocks.div_ceil(group);
+        let threads = rayon::current_num_threads().max(1);
+        let chunks = (4 * threads).div_ceil(groups).clamp(1, tiles);
+        let run_task = |task: usize| {
+            let (chunk, grp) = (task / groups, task % groups);
+            let tile_range = chunk * tiles / chunks..(chunk + 1) * tiles / chunks;
+            let block_range = grp * group..((grp + 1) * group).min(blocks);
+            INDIRECTION.with(|table| {
+                let mut table = table.borrow_mut();
+                table.resize(taps * mr, std::ptr::null());
+                for tile in tile_range {
+                    // SAFETY: forwarded from the caller's contract.
+                    unsafe {
+                        self.run_tile(
+                            &src,
+                            &dst,
+                            res.as_ref(),
+                            tile,
+                            pixels,
+                            (oh, ow),
+                            block_range.clone(),
+                            &mut table,
+                        )
+                    };
+                }
+            });
+        };
+        let tasks = chunks * groups;
+        if tasks == 1 || threads == 1 {
+            (0..tasks).for_each(run_task);
+        } else {
+            (0..tasks).into_par_iter().for_each(run_task);
+        }
+    }
+
+    /// One tile of `mr` output pixels against the packed blocks `blocks`.
+    ///
+    /// # Safety
+    /// As [`PackedConv::run_views`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_tile(
+        &self,
+        src: &Src,
+        dst: &Dst,
+        res: Option<&Src>,
+        tile: usize,
+        pixels: usize,
+        (oh, ow): (usize, usize),
+        blocks: std::ops::Range<usize>,
+        table: &mut [*const f32],
+    ) {
+        let s = &self.spec;
+        let (mr, nr) = (self.isa.mr(), self.isa.nr());
+        let (cin, cout, taps) = (s.in_channels, s.out_channels, s.taps());
+        let [kh, kw] = s.kernel;
+        let [sy, sx] = s.stride;
+        let [dy, dx] = s.dilation;
+        let [pt, pl, _, _] = s.padding;
+        let p0 = tile * mr;
+        let valid_m = mr.min(pixels - p0);
+        let zeros = self.zeros.as_ptr();
+        for m in 0..mr {
+            if m >= valid_m {
+                for t in 0..taps {
+                    table[t * mr + m] = zeros;
+                }
+                continue;
+            }
+            let p = p0 + m;
+            let (b, rest) = (p / (oh * ow), p % (oh * ow));
+            let (oy, ox) = (rest / ow, rest % ow);
+            for ky in 0..kh {
+                let iy = (oy * sy + ky * dy) as isize - pt as isize;
+                let row_ok = iy >= 0 && (iy as usize) < src.height;
+                for kx in 0..kw {
+                    let ix = (ox * sx + kx * dx) as isize - pl as isize;
+                    let t = ky * kw + kx;
+                    table[t * mr + m] = if row_ok && ix >= 0 && (ix as usize) < src.width {
+                        let pixel = (b * src.height + iy as usize) * src.width + ix as usize;
+                        // SAFETY: the pixel is inside the source view.
+                        unsafe { src.ptr.add(pixel * src.stride) }
+                    } else {
+                        zeros
+                    };
+                }
+            }
+        }
+        let mut out = [std::ptr::null_mut::<f32>(); MAX_MR];
+        let mut residual = [std::ptr::null::<f32>(); MAX_MR];
+        let k = taps * cin;
+        for blk in blocks {
+            let col0 = blk * nr;
+            for m in 0..valid_m {
+                // SAFETY: pixel `p0 + m` and channel `col0` are inside the output / residual views.
+                unsafe {
+                    out[m] = dst.ptr.add((p0 + m) * dst.stride + col0);
+                    if let Some(r) = res {
+                        residual[m] = r.ptr.add((p0 + m) * r.stride + col0);
+                    }
+                }
+            }
+            let tile = Tile {
+                a: &table[..taps * mr],
+                taps,
+                cin,
+                // SAFETY: block `blk` is inside the packed weights and bias.
+                b: unsafe { self.weights.as_ptr().add(blk * k * nr) },
+                bias: unsafe { self.bias.as_ptr().add(col0) },
+                out: &out,
+                res: res.map(|_| &residual),
+                valid_m,
+                valid_n: nr.min(cout - col0),
+                relu: self.activation == Activation::Relu,
+            };
+            // SAFETY: the tile satisfies the kernel contract; the ISA was checked in `new`.
+            unsafe {
+                match self.isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => x86::avx512(&tile),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => x86::avx2(&tile),
+                    _ => portable::run(&tile),
+                }
+            }
+            if self.activation == Activation::Tanh {
+                for &o in &out[..valid_m] {
+                    for j in 0..tile.valid_n {
+                        // SAFETY: as for the kernel's own stores.
+                        unsafe { *o.add(j) = (*o.add(j)).tanh() };
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,561 @@
+//! A network as a list of fused ops over NHWC values, planned into one reusable buffer arena.
+//!
+//! A [`Graph`] is built once at load time (convolutions already folded and packed). For each input
+//! shape `(batch, height, width)` it computes a [`Plan`] once: every value's shape, and its place in
+//! one `f32` arena. Concatenations are planned as views: each concatenated value is written straight
+//! into its channel slice of the concatenation's buffer (pixel stride = the total channel count), so
+//! a concat costs nothing at run time. Buffers whose lifetimes do not overlap share arena space
+//! (greedy best-fit by size, as TFLite's and ONNX Runtime's planners do). Arenas are pooled, so
+//! a warm forward pass allocates nothing.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use crate::conv::{Dst, PackedConv, Src};
+use crate::error::EngineError;
+use crate::ops::{ResizeMode, max_pool, pool_output_size, resize};
+
+/// A value of a [`Graph`]: the output of one node, an NHWC tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Value(usize);
+
+#[derive(Debug)]
+enum Op {
+    Input,
+    Conv {
+        x: Value,
+        conv: PackedConv,
+        residual: Option<Value>,
+    },
+    MaxPool {
+        x: Value,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 4],
+    },
+    Resize {
+        x: Value,
+        like: Value,
+        mode: ResizeMode,
+    },
+    Concat {
+        xs: Vec<Value>,
+    },
+}
+
+#[derive(Debug)]
+struct Node {
+    op: Op,
+    channels: usize,
+    /// `(concat node, channel offset)` when this value lives inside a concatenation's buffer.
+    alias: Option<(usize, usize)>,
+}
+
+/// Where a value lives for one input shape.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    /// Offset in floats of the value's first pixel's first channel.
+    offset: usize,
+    /// Pixel stride in floats.
+    stride: usize,
+    height: usize,
+    width: usize,
+}
+
+/// The memory plan of a graph for one input shape.
+#[derive(Debug)]
+pub struct Plan {
+    batch: usize,
+    places: Vec<Place>,
+    arena_len: usize,
+}
+
+impl Plan {
+    /// Arena size in bytes.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_len * 4
+    }
+}
+
+/// A network ready to run: a list of fused ops, with plans and arenas cached per input shape.
+///
+/// Inputs and outputs are NHWC `f32` (`[batch, height, width, channels]`); with one input channel
+/// that is simply `batch` planes of `height · width` values.
+pub struct Graph {
+    nodes: Vec<Node>,
+    output: Option<Value>,
+    plans: Mutex<HashMap<(usize, usize, usize), Arc<Plan>>>,
+    arenas: Mutex<Vec<Vec<f32>>>,
+}
+
+impl fmt::Debug for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Graph")
+            .field("nodes", &self.nodes.len())
+            .field("convolutions", &self.convolutions().count())
+            .finish()
+    }
+}
+
+impl Graph {
+    /// A graph whose input has `channels` channels; returns the graph and its input value.
+    pub fn new(channels: usize) -> (Self, Value) {
+        let graph = Self {
+            nodes: vec![Node {
+                op: Op::Input,
+                channels,
+                alias: None,
+            }],
+            output: None,
+            plans: Mutex::new(HashMap::new()),
+            arenas: Mutex::new(Vec::new()),
+        };
+        (graph, Value(0))
+    }
+
+    fn push(&mut self, op: Op, channels: usize) -> Value {
+        self.nodes.push(Node {
+            op,
+            channels,
+            alias: None,
+        });
+        self.plans.get_mut().map(|p| p.clear()).ok();
+        Value(self.nodes.len() - 1)
+    }
+
+    fn channels(&self, v: Value) -> usize {
+        self.nodes[v.0].channels
+    }
+
+    /// Adds a convolution of `x`, with `residual` (same shape as the output) added before the
+    /// activation.
+    ///
+    /// # Errors
+    /// [`EngineError::Layer`] if `x` or `residual` has the wrong channel count.
+    pub fn conv(
+        &mut self,
+        x: Value,
+        conv: PackedConv,
+        residual: Option<Value>,
+    ) -> Result<Value, EngineError> {
+        let spec = *conv.spec();
+        let err = |message: String| EngineError::Layer {
+            layer: conv.name().to_string(),
+            message,
+        };
+        if self.channels(x) != spec.in_channels {
+            return Err(err(format!(
+                "input has {} channels, the convolution expects {}",
+                self.channels(x),
+                spec.in_channels
+            )));
+        }
+        if let Some(r) = residual
+            && self.channels(r) != spec.out_channels
+        {
+            return Err(err(format!(
+                "residual has {} channels, the output has {}",
+                self.channels(r),
+                spec.out_channels
+            )));
+        }
+        Ok(self.push(Op::Conv { x, conv, residual }, spec.out_channels))
+    }
+
+    /// Adds a max-pool (floor mode, padding counts as −∞).
+    pub fn max_pool(
+        &mut self,
+        x: Value,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 4],
+    ) -> Value {
+        let c = self.channels(x);
+        self.push(
+            Op::MaxPool {
+                x,
+                kernel,
+                stride,
+                padding,
+            },
+            c,
+        )
+    }
+
+    /// Adds a resize of `x` to the height and width of `like`.
+    pub fn resize_like(&mut self, x: Value, like: Value, mode: ResizeMode) -> Value {
+        let c = self.channels(x);
+        self.push(Op::Resize { x, like, mode }, c)
+    }
+
+    /// Adds a concatenation along channels. Each part is then computed straight into its slice
+    /// of the concatenation's buffer.
+    ///
+    /// # Errors
+    /// [`EngineError::Shape`] if a part is already part of another concatenation, is itself a
+    /// concatenation, or appears twice.
+    pub fn concat(&mut self, xs: &[Value]) -> Result<Value, EngineError> {
+        for (i, x) in xs.iter().enumerate() {
+            let node = &self.nodes[x.0];
+            if node.alias.is_some() || matches!(node.op, Op::Concat { .. }) || xs[..i].contains(x) {
+                return Err(EngineError::Shape(format!(
+                    "value {} cannot join a second concatenation",
+                    x.0
+                )));
+            }
+        }
+        let total = xs.iter().map(|&x| self.channels(x)).sum();
+        let id = self.nodes.len();
+        let mut offset = 0;
+        for &x in xs {
+            self.nodes[x.0].alias = Some((id, offset));
+            offset += self.channels(x);
+        }
+        Ok(self.push(Op::Concat { xs: xs.to_vec() }, total))
+    }
+
+    /// Marks the graph's output.
+    pub fn set_output(&mut self, v: Value) {
+        self.output = Some(v);
+    }
+
+    /// Channels of the input.
+    pub fn input_channels(&self) -> usize {
+        self.nodes[0].channels
+    }
+
+    /// Channels of the output (0 before [`Graph::set_output`]).
+    pub fn output_channels(&self) -> usize {
+        self.output.map_or(0, |v| self.channels(v))
+    }
+
+    /// The packed convolutions, in order.
+    pub fn convolutions(&self) -> impl Iterator<Item = &PackedConv> {
+        self.nodes.iter().filter_map(|n| match &n.op {
+            Op::Conv { conv, .. } => Some(conv),
+            _ => None,
+        })
+    }
+
+    /// Multiply-adds of one forward pass on `batch x height x width`.
+    ///
+    /// # Errors
+    /// As [`Graph::plan`].
+    pub fn macs(&self, batch: usize, height: usize, width: usize) -> Result<usize, EngineError> {
+        let plan = self.plan(batch, height, width)?;
+        Ok(self
+            .nodes
+            .iter()
+            .zip(&plan.places)
+            .map(|(n, p)| match &n.op {
+                Op::Conv { conv, .. } => conv.spec().macs(batch * p.height * p.width),
+                _ => 0,
+            })
+            .sum())
+    }
+
+    /// The memory plan for one input shape (computed once, then cached).
+    ///
+    /// # Errors
+    /// [`EngineError::Shape`] if the input is too small for a layer, the parts of a concatenation
+    /// differ in size, or no output was set.
+    pub fn plan(
+        &self,
+        batch: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Arc<Plan>, EngineError> {
+        let key = (batch, height, width);
+        if let Some(p) = self
+            .plans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(p.clone());
+        }
+        let plan = Arc::new(self.make_plan(batch, height, width)?);
+        self.plans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, plan.clone());
+        Ok(plan)
+    }
+
+    fn make_plan(&self, batch: usize, height: usize, width: usize) -> Result<Plan, EngineError> {
+        let output = self
+            .output
+            .ok_or_else(|| EngineError::Shape("the graph has no output".into()))?;
+        if batch == 0 || height == 0 || width == 0 {
+            return Err(EngineError::Shape(format!(
+                "input {batch}x{height}x{width} is empty"
+            )));
+        }
+        // 1. Shapes.
+        let mut shapes: Vec<(usize, usize)> = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let too_small = |what: &str| {
+                EngineError::Shape(format!("input {height}x{width} is too small for {what}"))
+            };
+            let shape = match &node.op {
+                Op::Input => (height, width),
+                Op::Conv { x, conv, residual } => {
+                    let (h, w) = shapes[x.0];
+                    let out = conv
+                        .spec()
+                        .output_size(h, w)
+                        .ok_or_else(|| too_small(conv.name()))?;
+                    if let Some(r) = residual
+                        && shapes[r.0] != out
+                    {
+                        return Err(EngineError::Shape(format!(
+                            "{}: residual is {:?}, output {out:?}",
+                            conv.name(),
+                            shapes[r.0]
+                        )));
+                    }
+                    out
+                }
+                Op::MaxPool {
+                    x,
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let (h, w) = shapes[x.0];
+                    pool_output_size(h, w, *kernel, *stride, *padding)
+                        .ok_or_else(|| too_small("a max-pool"))?
+                }
+                Op::Resize { like, .. } => shapes[like.0],
+                Op::Concat { xs } => {
+                    let s = shapes[xs[0].0];
+                    if xs.iter().any(|x| shapes[x.0] != s) {
+                        return Err(EngineError::Shape(format!(
+                            "concatenated values differ in size: {:?}",
+                            xs.iter().map(|x| shapes[x.0]).collect::<Vec<_>>()
+                        )));
+                    }
+                    s
+                }
+            };
+            shapes.push(shape);
+        }
+        // 2. Buffers: a value owns one unless it is a slice of a concatenation's buffer.
+        let root = |i: usize| self.nodes[i].alias.map_or(i, |(c, _)| c);
+        let n = self.nodes.len();
+        let mut first = vec![usize::MAX; n];
+        let mut last = vec![0usize; n];
+        for (i, node) in self.nodes.iter().enumerate() {
+            let r = root(i);
+            first[r] = first[r].min(i);
+            last[r] = last[r].max(i);
+            let inputs: Vec<Value> = match &node.op {
+                Op::Input => vec![],
+                Op::Conv { x, residual, .. } => std::iter::once(*x).chain(*residual).collect(),
+                Op::MaxPool { x, .. } | Op::Resize { x, .. } => vec![*x],
+                Op::Concat { .. } => vec![],
+            };
+            for x in inputs {
+                let r = root(x.0);
+                last[r] = last[r].max(i);
+            }
+        }
+        last[root(output.0)] = n;
+        let align = |v: usize| v.div_ceil(16) * 16;
+        let mut buffers: Vec<(usize, usize)> = (0..n)
+            .filter(|&i| self.nodes[i].alias.is_none())
+            .map(|i| {
+                let (h, w) = shapes[i];
+                (i, align(batch * h * w * self.nodes[i].channels))
+            })
+            .collect();
+        buffers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        // 3. Offsets: greedy, largest first, lowest offset that overlaps no buffer alive at the
+        //    same time.
+        let mut placed: Vec<(usize, usize, usize)> = Vec::new(); // (node, offset, len)
+        let mut offsets = vec![0usize; n];
+        let mut arena_len = 0;
+        for &(i, len) in &buffers {
+            let live = |j: usize| first[i] <= last[j] && first[j] <= last[i];
+            let mut candidates: Vec<usize> = std::iter::once(0)
+                .chain(placed.iter().filter(|p| live(p.0)).map(|p| p.1 + p.2))
+                .collect();
+            candidates.sort_unstable();
+            let offset = candidates
+                .into_iter()
+                .find(|&off| {
+                    placed
+                        .iter()
+                        .filter(|p| live(p.0))
+                        .all(|p| off + len <= p.1 || p.1 + p.2 <= off)
+                })
+                .unwrap_or(arena_len);
+            placed.push((i, offset, len));
+            offsets[i] = offset;
+            arena_len = arena_len.max(offset + len);
+        }
+        let places = (0..n)
+            .map(|i| {
+                let (h, w) = shapes[i];
+                let (offset, stride) = match self.nodes[i].alias {
+                    Some((c, ch)) => (offsets[c] + ch, self.nodes[c].channels),
+                    None => (offsets[i], self.nodes[i].channels),
+                };
+                Place {
+                    offset,
+                    stride,
+                    height: h,
+                    width: w,
+                }
+            })
+            .collect();
+        Ok(Plan {
+            batch,
+            places,
+            arena_len,
+        })
+    }
+
+    /// Output `(height, width)` for an input of `height x width`.
+    ///
+    /// # Errors
+    /// As [`Graph::plan`].
+    pub fn output_size(&self, height: usize, width: usize) -> Result<(usize, usize), EngineError> {
+        let plan = self.plan(1, height, width)?;
+        let out = self.output.map_or(0, |v| v.0);
+        Ok((plan.places[out].height, plan.places[out].width))
+    }
+
+    /// Runs the graph.
+    ///
+    /// - `input`: `[batch, height, width, input_channels]`, NHWC.
+    /// - returns `[batch, oh, ow, output_channels]`, NHWC.
+    ///
+    /// # Errors
+    /// [`EngineError::Shape`] if `input` has another length than the shape says, or as
+    /// [`Graph::plan`].
+    pub fn run(
+        &self,
+        input: &[f32],
+        batch: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<Vec<f32>, EngineError> {
+        let mut out = Vec::new();
+        self.run_into(input, batch, height, width, &mut out)?;
+        Ok(out)
+    }
+
+    /// As [`Graph::run`], writing into `out` (resized as needed; reusing it avoids the one
+    /// allocation of [`Graph::run`]).
+    ///
+    /// # Errors
+    /// As [`Graph::run`].
+    pub fn run_into(
+        &self,
+        input: &[f32],
+        batch: usize,
+        height: usize,
+        width: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<(), EngineError> {
+        let cin = self.input_channels();
+        if input.len() != batch * height * width * cin {
+            return Err(EngineError::Shape(format!(
+                "input has {} values, [{batch}, {height}, {width}, {cin}] needs {}",
+                input.len(),
+                batch * height * width * cin
+            )));
+        }
+        let plan = self.plan(batch, height, width)?;
+        let mut arena = self
+            .arenas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        if arena.len() < plan.arena_len {
+            arena.resize(plan.arena_len, 0.0);
+        }
+        // SAFETY: the plan places every value inside the arena (offset + pixels · stride ≤
+        // arena_len by construction), no op's output shares arena space with a value alive
+        // during it (lifetimes overlap), and the input length was checked.
+        unsafe { self.execute(&plan, input, arena.as_mut_ptr()) };
+        let o = self.output.expect("plan() checked the output");
+        let place = plan.places[o.0];
+        let c = self.channels(o);
+        let pixels = plan.batch * place.height * place.width;
+        out.clear();
+        out.reserve(pixels * c);
+        for p in 0..pixels {
+            let start = place.offset + p * place.stride;
+            out.extend_from_slice(&arena[start..start + c]);
+        }
+        self.arenas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(arena);
+        Ok(())
+    }
+
+    /// # Safety
+    /// `arena` holds at least `plan.arena_len` floats; `input` holds the input.
+    unsafe fn execute(&self, plan: &Plan, input: &[f32], arena: *mut f32) {
+        let src = |v: Value| {
+            let p = plan.places[v.0];
+            Src {
+                // SAFETY: offsets are inside the arena.
+                ptr: unsafe { arena.add(p.offset) },
+                batch: plan.batch,
+                height: p.height,
+                width: p.width,
+                stride: p.stride,
+            }
+        };
+        let dst = |i: usize| Dst {
+            // SAFETY: offsets are inside the arena.
+            ptr: unsafe { arena.add(plan.places[i].offset) },
+            stride: plan.places[i].stride,
+        };
+        for (i, node) in self.nodes.iter().enumerate() {
+            let out = dst(i);
+            let place = plan.places[i];
+            // SAFETY (every op): views come from the plan (see `run_into`).
+            match &node.op {
+                Op::Input => {
+                    let c = node.channels;
+                    for (p, px) in input.chunks_exact(c).enumerate() {
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                px.as_ptr(),
+                                out.ptr.add(p * out.stride),
+                                c,
+                            )
+                        };
+                    }
+                }
+                Op::Conv { x, conv, residual } => unsafe {
+                    conv.run_views(src(*x), out, residual.map(src));
+                },
+                Op::MaxPool {
+                    x,
+                    kernel,
+                    stride,
+                    padding,
+                } => unsafe { max_pool(src(*x), out, node.channels, *kernel, *stride, *padding) },
+                Op::Resize { x, mode, .. } => unsafe {
+                    resize(
+                        src(*x),
+                        out,
+                        node.channels,
+                        place.height,
+                        place.width,
+                        *mode,
+                    )
+                },
+                Op::Concat { .. } => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! colorize-engine: the inference engine that runs colorize's networks on the CPU.
+//!
+//! burn stays the training framework; for inference a network is compiled once into a [`Graph`]:
+//! batch norm folded into the convolution weights (by the caller, `colorize-models`), bias,
+//! residual addition and activation fused into each convolution's epilogue, weights pre-packed
+//! for the micro-kernel of the CPU's instruction set ([`Isa`]: AVX-512, AVX2+FMA, or portable),
+//! and one reusable buffer arena planned per input shape, with concatenations as views.
+//!
+//! Activations are NHWC `f32` throughout (`[batch, height, width, channels]`).
+//!
+//! - [`conv`]: the indirect implicit-GEMM convolution and its micro-kernels.
+//! - [`ops`]: max-pooling and resizing.
+//! - [`graph`]: graph building, memory planning and execution.
+//! - [`reference`]: naive, obviously-correct versions for tests.
+
+pub mod conv;
+pub mod error;
+pub mod graph;
+pub mod isa;
+pub mod ops;
+pub mod reference;
+
+pub use conv::{Activation, ConvSpec, PackedConv};
+pub use error::EngineError;
+pub use graph::{Graph, Plan, Value};
+pub use isa::Isa;
+pub use ops::ResizeMode;

@@ -1,0 +1,234 @@
+//! The graph executor and memory planner against a chain of reference ops.
+
+use colorize_engine::reference;
+use colorize_engine::{Activation, ConvSpec, Graph, Isa, PackedConv, ResizeMode};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn random(len: usize, rng: &mut StdRng) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// Naive NHWC max-pool (padding = −∞).
+#[allow(clippy::too_many_arguments)]
+fn max_pool_ref(
+    x: &[f32],
+    b: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+) -> (Vec<f32>, usize, usize) {
+    let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+    let mut out = vec![f32::NEG_INFINITY; b * oh * ow * c];
+    for n in 0..b {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let (iy, ix) = (
+                            (oy * s + ky) as isize - p as isize,
+                            (ox * s + kx) as isize - p as isize,
+                        );
+                        if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
+                            continue;
+                        }
+                        for ch in 0..c {
+                            let o = &mut out[((n * oh + oy) * ow + ox) * c + ch];
+                            *o = o.max(x[((n * h + iy as usize) * w + ix as usize) * c + ch]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (out, oh, ow)
+}
+
+/// Naive nearest resize (`src = floor(dst · in / out)`).
+fn nearest_ref(
+    x: &[f32],
+    b: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    oh: usize,
+    ow: usize,
+) -> Vec<f32> {
+    let mut out = vec![0.0; b * oh * ow * c];
+    for n in 0..b {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (sy, sx) = (oy * h / oh, ox * w / ow);
+                for ch in 0..c {
+                    out[((n * oh + oy) * ow + ox) * c + ch] = x[((n * h + sy) * w + sx) * c + ch];
+                }
+            }
+        }
+    }
+    out
+}
+
+fn concat_ref(a: &[f32], ca: usize, b: &[f32], cb: usize) -> Vec<f32> {
+    a.chunks_exact(ca)
+        .zip(b.chunks_exact(cb))
+        .flat_map(|(x, y)| x.iter().chain(y).copied())
+        .collect()
+}
+
+/// A small U-shaped graph: conv → max-pool → conv with residual → nearest resize back →
+/// concat with the first conv's output and the input → conv → tanh head.
+#[test]
+fn small_unet_matches_reference_ops_at_odd_sizes_and_batches() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let (c0, c1, c2, c3) = (2, 6, 10, 5);
+    let s1 = ConvSpec::square(c0, c1, 3, 1, 1);
+    let s2 = ConvSpec::square(c1, c1, 3, 1, 1);
+    let s3 = ConvSpec::square(c1 + c1 + c0, c3, 3, 1, 1);
+    let s4 = ConvSpec::square(c3, c2, 1, 1, 0);
+    let (w1, b1) = (random(c1 * c0 * 9, &mut rng), random(c1, &mut rng));
+    let w2 = random(c1 * c1 * 9, &mut rng);
+    let w3 = random(c3 * (2 * c1 + c0) * 9, &mut rng);
+    let (w4, b4) = (random(c2 * c3, &mut rng), random(c2, &mut rng));
+    for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+        let (mut g, x0) = Graph::new(c0);
+        let x1 = g
+            .conv(
+                x0,
+                PackedConv::new("c1", s1, &w1, Some(&b1), Activation::Relu, isa).unwrap(),
+                None,
+            )
+            .unwrap();
+        let p = g.max_pool(x1, [3, 3], [2, 2], [1, 1, 1, 1]);
+        let x2 = g
+            .conv(
+                p,
+                PackedConv::new("c2", s2, &w2, None, Activation::Relu, isa).unwrap(),
+                Some(p),
+            )
+            .unwrap();
+        let up = g.resize_like(x2, x1, ResizeMode::Nearest);
+        let cat = g.concat(&[up, x1, x0]).unwrap();
+        let x3 = g
+            .conv(
+                cat,
+                PackedConv::new("c3", s3, &w3, None, Activation::Relu, isa).unwrap(),
+                None,
+            )
+            .unwrap();
+        let y = g
+            .conv(
+                x3,
+                PackedConv::new("c4", s4, &w4, Some(&b4), Activation::Tanh, isa).unwrap(),
+                None,
+            )
+            .unwrap();
+        g.set_output(y);
+        for (b, h, w) in [(1, 7, 5), (3, 16, 16), (2, 1, 9), (1, 33, 20)] {
+            let input = random(b * h * w * c0, &mut rng);
+            let got = g.run(&input, b, h, w).unwrap();
+            let (r1, _, _) =
+                reference::conv2d(&s1, &input, b, h, w, &w1, Some(&b1), None, Activation::Relu)
+                    .unwrap();
+            let (rp, ph, pw) = max_pool_ref(&r1, b, h, w, c1, 3, 2, 1);
+            let (r2, _, _) =
+                reference::conv2d(&s2, &rp, b, ph, pw, &w2, None, Some(&rp), Activation::Relu)
+                    .unwrap();
+            let rup = nearest_ref(&r2, b, ph, pw, c1, h, w);
+            let rcat = concat_ref(&concat_ref(&rup, c1, &r1, c1), 2 * c1, &input, c0);
+            let (r3, _, _) =
+                reference::conv2d(&s3, &rcat, b, h, w, &w3, None, None, Activation::Relu).unwrap();
+            let (want, _, _) =
+                reference::conv2d(&s4, &r3, b, h, w, &w4, Some(&b4), None, Activation::Tanh)
+                    .unwrap();
+            assert_eq!(got.len(), want.len());
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-4, "{isa} {b}x{h}x{w}: max difference {worst}");
+        }
+    }
+}
+
+#[test]
+fn planner_reuses_memory_of_dead_values() {
+    // A chain of five same-size convolutions needs two live buffers at any time, not six.
+    let isa = Isa::detect();
+    let (mut g, mut x) = Graph::new(8);
+    let w = vec![0.01f32; 8 * 8 * 9];
+    for i in 0..5 {
+        let conv = PackedConv::new(
+            &format!("c{i}"),
+            ConvSpec::square(8, 8, 3, 1, 1),
+            &w,
+            None,
+            Activation::Relu,
+            isa,
+        )
+        .unwrap();
+        x = g.conv(x, conv, None).unwrap();
+    }
+    g.set_output(x);
+    let plan = g.plan(1, 32, 32).unwrap();
+    assert_eq!(plan.arena_bytes(), 2 * 32 * 32 * 8 * 4);
+    // Running twice with the same shape gives the same answer (the arena is reused, not re-zeroed).
+    let input: Vec<f32> = (0..32 * 32 * 8).map(|i| (i % 7) as f32 * 0.1).collect();
+    assert_eq!(
+        g.run(&input, 1, 32, 32).unwrap(),
+        g.run(&input, 1, 32, 32).unwrap()
+    );
+}
+
+#[test]
+fn bad_graph_inputs_are_errors() {
+    let isa = Isa::Portable;
+    let (mut g, x) = Graph::new(3);
+    let conv = PackedConv::new(
+        "wrong",
+        ConvSpec::square(4, 2, 1, 1, 0),
+        &[0.0; 8],
+        None,
+        Activation::None,
+        isa,
+    )
+    .unwrap();
+    let e = g.conv(x, conv, None).unwrap_err();
+    assert!(
+        e.to_string().contains("wrong") && e.to_string().contains("3 channels"),
+        "{e}"
+    );
+    let conv = PackedConv::new(
+        "stem",
+        ConvSpec::square(3, 2, 7, 1, 0),
+        &[0.0; 2 * 3 * 49],
+        None,
+        Activation::None,
+        isa,
+    )
+    .unwrap();
+    let y = g.conv(x, conv, None).unwrap();
+    // No output set yet.
+    assert!(g.run(&[0.0; 3 * 64], 1, 8, 8).is_err());
+    g.set_output(y);
+    // Wrong input length, and an input smaller than the 7x7 kernel.
+    assert!(
+        g.run(&[0.0; 5], 1, 8, 8)
+            .unwrap_err()
+            .to_string()
+            .contains("input has 5 values")
+    );
+    assert!(
+        g.run(&[0.0; 3 * 16], 1, 4, 4)
+            .unwrap_err()
+            .to_string()
+            .contains("too small")
+    );
+    assert_eq!(g.run(&[0.0; 3 * 64], 1, 8, 8).unwrap().len(), 2 * 2 * 2);
+    // A value cannot be in two concatenations.
+    let _ = g.concat(&[x, y]).unwrap();
+    assert!(g.concat(&[x]).is_err());
+}

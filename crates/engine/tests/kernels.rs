@@ -1,0 +1,268 @@
+//! Each micro-kernel family (AVX-512, AVX2+FMA, portable) against the naive f64 convolution on
+//! random shapes, strides, dilations, paddings and pixel strides.
+
+use colorize_engine::reference;
+use colorize_engine::{Activation, ConvSpec, EngineError, Isa, PackedConv};
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn random(len: usize, rng: &mut StdRng) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// The families this CPU can run (the portable one always).
+fn families() -> Vec<Isa> {
+    let v: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.is_available()).collect();
+    assert!(v.contains(&Isa::Portable));
+    v
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    spec: ConvSpec,
+    batch: usize,
+    height: usize,
+    width: usize,
+    in_extra: usize,
+    out_extra: usize,
+    residual: bool,
+    bias: bool,
+    activation: Activation,
+    seed: u64,
+}
+
+/// Runs one case on every available family and compares with the reference; also checks that the
+/// channels past `out_channels` of each output pixel (another tensor's slice) are left untouched.
+fn check(case: &Case) -> Result<(), TestCaseError> {
+    let s = case.spec;
+    let Some((oh, ow)) = s.output_size(case.height, case.width) else {
+        return Ok(());
+    };
+    let mut rng = StdRng::seed_from_u64(case.seed);
+    let in_pixels = case.batch * case.height * case.width;
+    let out_pixels = case.batch * oh * ow;
+    let input = random(in_pixels * s.in_channels, &mut rng);
+    let weight = random(s.out_channels * s.in_channels * s.taps(), &mut rng);
+    let bias = case.bias.then(|| random(s.out_channels, &mut rng));
+    let residual = case
+        .residual
+        .then(|| random(out_pixels * s.out_channels, &mut rng));
+    let (expected, _, _) = reference::conv2d(
+        &s,
+        &input,
+        case.batch,
+        case.height,
+        case.width,
+        &weight,
+        bias.as_deref(),
+        residual.as_deref(),
+        case.activation,
+    )
+    .expect("output size checked above");
+    // The same data laid out with wider pixel strides.
+    let in_stride = s.in_channels + case.in_extra;
+    let out_stride = s.out_channels + case.out_extra;
+    let widen = |v: &[f32], c: usize, stride: usize| {
+        let mut w = vec![9.0f32; v.len() / c * stride];
+        for (p, px) in v.chunks_exact(c).enumerate() {
+            w[p * stride..p * stride + c].copy_from_slice(px);
+        }
+        w
+    };
+    let wide_input = widen(&input, s.in_channels, in_stride);
+    let wide_residual = residual
+        .as_ref()
+        .map(|r| widen(r, s.out_channels, out_stride));
+    let scale = 1.0 + expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for isa in families() {
+        let conv = PackedConv::new("case", s, &weight, bias.as_deref(), case.activation, isa)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut out = vec![7.0f32; out_pixels * out_stride];
+        conv.run(
+            &wide_input,
+            in_stride,
+            case.batch,
+            case.height,
+            case.width,
+            &mut out,
+            out_stride,
+            wide_residual.as_deref().map(|r| (r, out_stride)),
+        )
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for p in 0..out_pixels {
+            for o in 0..s.out_channels {
+                let (got, want) = (out[p * out_stride + o], expected[p * s.out_channels + o]);
+                prop_assert!(
+                    (got - want).abs() <= 1e-5 * scale * (s.taps() * s.in_channels) as f32 + 1e-6,
+                    "{isa}: pixel {p} channel {o}: {got} vs reference {want} ({case:?})"
+                );
+            }
+            for extra in s.out_channels..out_stride {
+                prop_assert_eq!(
+                    out[p * out_stride + extra],
+                    7.0,
+                    "{}: wrote past the channels",
+                    isa
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn activation() -> impl Strategy<Value = Activation> {
+    prop_oneof![
+        Just(Activation::None),
+        Just(Activation::Relu),
+        Just(Activation::Tanh)
+    ]
+}
+
+prop_compose! {
+    fn case()(
+        cin in 1usize..20, cout in 1usize..45, kh in 1usize..6, kw in 1usize..6,
+        sy in 1usize..4, sx in 1usize..4, dy in 1usize..4, dx in 1usize..4,
+        pad in proptest::array::uniform4(0usize..4),
+        batch in 1usize..4, height in 1usize..14, width in 1usize..14,
+        in_extra in 0usize..3, out_extra in 0usize..3,
+        residual in any::<bool>(), bias in any::<bool>(), activation in activation(),
+        seed in any::<u64>(),
+    ) -> Case {
+        Case {
+            spec: ConvSpec {
+                in_channels: cin, out_channels: cout, kernel: [kh, kw], stride: [sy, sx],
+                dilation: [dy, dx], padding: pad,
+            },
+            batch, height, width, in_extra, out_extra, residual, bias, activation, seed,
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_kernel_family_matches_the_reference(case in case()) {
+        check(&case)?;
+    }
+}
+
+fn edge(spec: ConvSpec, batch: usize, height: usize, width: usize) -> Case {
+    Case {
+        spec,
+        batch,
+        height,
+        width,
+        in_extra: 1,
+        out_extra: 2,
+        residual: true,
+        bias: true,
+        activation: Activation::Relu,
+        seed: 7,
+    }
+}
+
+#[test]
+fn padding_and_dilation_edge_cases() {
+    let cases = [
+        // A 7x7/2 stem on a 1x1 image: every tap but the centre is padding.
+        edge(ConvSpec::square(1, 64, 7, 2, 3), 1, 1, 1),
+        // Padding as large as the kernel reach: the border outputs see only zeros.
+        edge(ConvSpec::square(5, 17, 3, 1, 2), 2, 4, 3),
+        // Dilation 2 with padding 2 keeps the size; dilation 3 with no padding shrinks it to 1x1.
+        edge(
+            ConvSpec {
+                dilation: [2, 2],
+                ..ConvSpec::square(8, 33, 3, 1, 2)
+            },
+            1,
+            9,
+            6,
+        ),
+        edge(
+            ConvSpec {
+                dilation: [3, 3],
+                ..ConvSpec::square(3, 16, 3, 1, 0)
+            },
+            3,
+            7,
+            7,
+        ),
+        // Asymmetric padding (top, left, bottom, right) and a 1x1 stride-2 projection.
+        edge(
+            ConvSpec {
+                padding: [0, 1, 2, 0],
+                ..ConvSpec::square(4, 9, 3, 1, 0)
+            },
+            1,
+            5,
+            8,
+        ),
+        edge(ConvSpec::square(64, 128, 1, 2, 0), 1, 9, 7),
+        // Channel counts around every family's panel width (8, 16, 32) and a deep K.
+        edge(ConvSpec::square(130, 31, 3, 1, 1), 1, 6, 5),
+        edge(ConvSpec::square(2, 32, 3, 1, 1), 1, 13, 13),
+        edge(ConvSpec::square(3, 65, 3, 2, 1), 2, 11, 10),
+    ];
+    for case in &cases {
+        check(case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+    }
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    let spec = ConvSpec::square(2, 3, 3, 1, 0);
+    let w = vec![0.1; 2 * 3 * 9];
+    assert!(matches!(
+        PackedConv::new(
+            "short",
+            spec,
+            &w[1..],
+            None,
+            Activation::None,
+            Isa::Portable
+        ),
+        Err(EngineError::Layer { .. })
+    ));
+    assert!(matches!(
+        PackedConv::new(
+            "bias",
+            spec,
+            &w,
+            Some(&[1.0]),
+            Activation::None,
+            Isa::Portable
+        ),
+        Err(EngineError::Layer { .. })
+    ));
+    let conv = PackedConv::new("ok", spec, &w, None, Activation::None, Isa::Portable).unwrap();
+    let mut out = vec![0.0; 100];
+    // A 2x2 input is smaller than the unpadded 3x3 kernel.
+    let e = conv
+        .run(&[0.0; 8], 2, 1, 2, 2, &mut out, 3, None)
+        .unwrap_err();
+    assert!(e.to_string().contains("smaller than the kernel"), "{e}");
+    // The input slice is one value short.
+    let e = conv
+        .run(&[0.0; 4 * 4 * 2 - 1], 2, 1, 4, 4, &mut out, 3, None)
+        .unwrap_err();
+    assert!(e.to_string().contains("input slice"), "{e}");
+    // The output stride is below the channel count.
+    let e = conv
+        .run(&[0.0; 32], 2, 1, 4, 4, &mut out, 2, None)
+        .unwrap_err();
+    assert!(e.to_string().contains("output"), "{e}");
+}
+
+#[test]
+fn detection_reports_what_runs() {
+    // The detected family is available and listed; on x86-64 with AVX2 it is not the portable one.
+    let isa = Isa::detect();
+    assert!(isa.is_available());
+    eprintln!("kernel families on this CPU: {:?}", families());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        assert_ne!(isa, Isa::Portable);
+    }
+}

@@ -1,0 +1,5 @@
+//! colorize-engine tests: every kernel family against the naive reference, ops against naive
+//! versions, and the graph planner.
+
+mod graph;
+mod kernels;
