@@ -1,27 +1,85 @@
-//! `colorize bench`: per-image latency of the whole pipeline and of the network alone, at
-//! 256x256 and at a 1024x768 photo, and the process's peak resident memory.
+//! `colorize bench`: the network alone per engine and input size (ms and GFLOP/s), the whole
+//! pipeline per photo size, end-to-end JPEG → JPEG, and the process's peak resident memory.
+//! Results for this machine are recorded in docs/PERFORMANCE.md with the command that made them.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use anyhow::{Context, bail};
 use clap::Args;
-use colorize_models::render_dims;
+use colorize_core::OutputFormat;
+use colorize_core::io::{DecodeLimits, decode_image_bytes, encode_image_bytes, to_output_pixels};
+use colorize_models::{Colorizer, render_dims};
 use image::{DynamicImage, RgbImage};
+use serde::Serialize;
 
 use crate::commands::ModelArgs;
 
 /// `colorize bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Timed runs per size (after one warm-up run).
+    /// Timed runs per measurement (after one warm-up run); the median is reported.
     #[arg(long, default_value_t = 10)]
     pub iterations: usize,
+    /// Network input sizes to time, `WIDTHxHEIGHT` (repeatable); default 256x256 and 1024x768.
+    #[arg(long = "network-size", value_name = "WxH", value_parser = parse_size)]
+    pub network_sizes: Vec<(usize, usize)>,
+    /// Skip the pipeline and end-to-end measurements (network only).
+    #[arg(long)]
+    pub network_only: bool,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub model: ModelArgs,
 }
 
+fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("'{s}' is not WIDTHxHEIGHT"))?;
+    let parse = |v: &str| match v.trim().parse::<usize>() {
+        Ok(n) if (1..=8192).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}': sides must be 1..=8192")),
+    };
+    Ok((parse(w)?, parse(h)?))
+}
+
+#[derive(Serialize)]
+struct NetworkResult {
+    engine: &'static str,
+    width: usize,
+    height: usize,
+    median_ms: f64,
+    gflops_per_s: f64,
+}
+
+#[derive(Serialize)]
+struct PipelineResult {
+    engine: &'static str,
+    photo: String,
+    render: String,
+    /// `Colorizer::colorize` on decoded pixels.
+    pipeline_ms: f64,
+    /// The network alone at the render size.
+    network_ms: f64,
+    /// JPEG bytes → decode → colourise → encode JPEG bytes.
+    jpeg_to_jpeg_ms: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    threads: usize,
+    isa: String,
+    model: String,
+    network: Vec<NetworkResult>,
+    pipeline: Vec<PipelineResult>,
+    peak_rss_mib: Option<f64>,
+}
+
 /// Peak resident memory of this process in MiB (`VmHWM` of /proc/self/status; Linux only).
-fn peak_rss_mib() -> Option<f64> {
+pub fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -36,50 +94,138 @@ fn test_photo(w: u32, h: u32) -> DynamicImage {
     }))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// Median of `iterations` timed runs of `f` (after one warm-up run), in ms.
+fn time_ms(iterations: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    f()?;
+    let mut v = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t = Instant::now();
+        f()?;
+        v.push(t.elapsed().as_secs_f64() * 1e3);
+    }
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    Ok(v[v.len() / 2])
+}
+
+fn jpeg_to_jpeg(c: &Colorizer, jpeg: &[u8]) -> anyhow::Result<usize> {
+    let name = Path::new("bench.jpg");
+    let decoded = decode_image_bytes(jpeg, name, &DecodeLimits::default())?;
+    let rgb = c.colorize(&decoded.image)?;
+    let out = to_output_pixels(rgb, OutputFormat::Jpeg, false);
+    Ok(encode_image_bytes(&out, OutputFormat::Jpeg, name)?.len())
 }
 
 /// Runs `colorize bench`.
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let colorizer = args.model.load()?;
+    let base = args.model.load_any()?;
+    let engines = args.model.engine.kinds();
     let iterations = args.iterations.max(1);
-    println!(
-        "threads {}, render size {}, {} timed runs (median)",
-        rayon::current_num_threads(),
-        colorizer.render_size(),
-        iterations
-    );
-    println!(
-        "{:<10} {:>12} {:>16} {:>16}",
-        "photo", "render", "pipeline (ms)", "network (ms)"
-    );
-    for (w, h) in [(256u32, 256u32), (1024, 768)] {
-        let photo = test_photo(w, h);
-        let (rw, rh) = render_dims(w as usize, h as usize, colorizer.render_size());
-        let l_small = vec![50.0f32; rw * rh];
-        colorizer.colorize(&photo)?; // warm-up
-        let mut pipeline = Vec::new();
-        let mut network = Vec::new();
-        for _ in 0..iterations {
-            let t = Instant::now();
-            std::hint::black_box(colorizer.colorize(&photo)?);
-            pipeline.push(t.elapsed().as_secs_f64() * 1e3);
-            let t = Instant::now();
-            std::hint::black_box(colorizer.predict_ab(&l_small, rw, rh)?);
-            network.push(t.elapsed().as_secs_f64() * 1e3);
-        }
+    let sizes = if args.network_sizes.is_empty() {
+        vec![(256, 256), (1024, 768)]
+    } else {
+        args.network_sizes.clone()
+    };
+    let graph = base
+        .graph()
+        .context("cannot compile the network for the engine")?;
+    let mut report = Report {
+        threads: rayon::current_num_threads(),
+        isa: base.isa().to_string(),
+        model: base.config().description.clone(),
+        network: Vec::new(),
+        pipeline: Vec::new(),
+        peak_rss_mib: None,
+    };
+    if !args.json {
         println!(
-            "{:<10} {:>12} {:>16.1} {:>16.1}",
-            format!("{w}x{h}"),
-            format!("{rw}x{rh}"),
-            median(pipeline),
-            median(network)
+            "threads {}, engine kernels {}, {} timed runs (median); model: {}",
+            report.threads, report.isa, iterations, report.model
+        );
+        println!(
+            "\n{:<12} {:>8} {:>12} {:>10}",
+            "network in", "engine", "median ms", "GFLOP/s"
         );
     }
-    if let Some(m) = peak_rss_mib() {
-        println!("peak resident memory: {m:.0} MiB");
+    for &(w, h) in &sizes {
+        let gflop = 2.0 * graph.macs(1, h, w)? as f64 / 1e9;
+        for &engine in &engines {
+            let c = base.clone().with_engine(engine);
+            let l = vec![50.0f32; w * h];
+            let ms = time_ms(iterations, || {
+                std::hint::black_box(c.predict_ab(&l, w, h)?);
+                Ok(())
+            })?;
+            let r = NetworkResult {
+                engine: engine.name(),
+                width: w,
+                height: h,
+                median_ms: ms,
+                gflops_per_s: gflop / (ms / 1e3),
+            };
+            if !args.json {
+                println!(
+                    "{:<12} {:>8} {:>12.1} {:>10.1}",
+                    format!("{w}x{h}"),
+                    r.engine,
+                    r.median_ms,
+                    r.gflops_per_s
+                );
+            }
+            report.network.push(r);
+        }
+    }
+    if !args.network_only {
+        if !args.json {
+            println!(
+                "\n{:<10} {:>8} {:>10} {:>14} {:>12} {:>16}",
+                "photo", "render", "engine", "pipeline ms", "network ms", "JPEG->JPEG ms"
+            );
+        }
+        for (w, h) in [(256u32, 256u32), (1024, 768)] {
+            let photo = test_photo(w, h);
+            let jpeg = encode_image_bytes(&photo, OutputFormat::Jpeg, Path::new("bench.jpg"))?;
+            let (rw, rh) = render_dims(w as usize, h as usize, base.render_size());
+            for &engine in &engines {
+                let c = base.clone().with_engine(engine);
+                let l_small = vec![50.0f32; rw * rh];
+                let pipeline_ms = time_ms(iterations, || {
+                    std::hint::black_box(c.colorize(&photo)?);
+                    Ok(())
+                })?;
+                let network_ms = time_ms(iterations, || {
+                    std::hint::black_box(c.predict_ab(&l_small, rw, rh)?);
+                    Ok(())
+                })?;
+                let jpeg_to_jpeg_ms = time_ms(iterations, || {
+                    std::hint::black_box(jpeg_to_jpeg(&c, &jpeg)?);
+                    Ok(())
+                })?;
+                let r = PipelineResult {
+                    engine: engine.name(),
+                    photo: format!("{w}x{h}"),
+                    render: format!("{rw}x{rh}"),
+                    pipeline_ms,
+                    network_ms,
+                    jpeg_to_jpeg_ms,
+                };
+                if !args.json {
+                    println!(
+                        "{:<10} {:>8} {:>10} {:>14.1} {:>12.1} {:>16.1}",
+                        r.photo, r.render, r.engine, r.pipeline_ms, r.network_ms, r.jpeg_to_jpeg_ms
+                    );
+                }
+                report.pipeline.push(r);
+            }
+        }
+    }
+    report.peak_rss_mib = peak_rss_mib();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if let Some(m) = report.peak_rss_mib {
+        println!("\npeak resident memory: {m:.0} MiB");
+    }
+    if report.network.is_empty() {
+        bail!("nothing was measured");
     }
     Ok(ExitCode::SUCCESS)
 }

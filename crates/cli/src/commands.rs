@@ -10,8 +10,8 @@ use burn::prelude::Device;
 use clap::{Args, ValueEnum};
 use colorize_core::OutputFormat;
 use colorize_core::io::{DecodeLimits, decode_image, encode_image_atomic, to_output_pixels};
-use colorize_models::Colorizer;
 use colorize_models::eval::evaluate_files;
+use colorize_models::{Colorizer, EngineKind, Isa};
 use colorize_train::data::find_images;
 use colorize_train::{Preset, TrainOptions};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -54,11 +54,71 @@ pub struct ModelArgs {
     /// Refuse images with more pixels than this (decompression-bomb guard).
     #[arg(long, value_name = "PIXELS", default_value_t = DecodeLimits::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
+    /// Forward pass: `native` (colorize's own engine) or `burn` (the training framework's, several
+    /// times slower; kept for comparison). `colorize bench` also takes `all` (both, side by side).
+    #[arg(long, value_enum, default_value_t = EngineArg::Native)]
+    pub engine: EngineArg,
+    /// Kernel family of the native engine; default: the best this CPU runs.
+    #[arg(long, value_enum)]
+    pub isa: Option<IsaArg>,
+}
+
+/// `--engine` values.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineArg {
+    /// colorize's inference engine (folded batch norm, fused epilogues, SIMD kernels).
+    Native,
+    /// burn's forward pass.
+    Burn,
+    /// Both, side by side (`colorize bench` only).
+    All,
+}
+
+impl EngineArg {
+    /// The engines this value stands for.
+    pub fn kinds(self) -> Vec<EngineKind> {
+        match self {
+            Self::Native => vec![EngineKind::Native],
+            Self::Burn => vec![EngineKind::Burn],
+            Self::All => vec![EngineKind::Native, EngineKind::Burn],
+        }
+    }
+}
+
+/// `--isa` values.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsaArg {
+    /// AVX-512F (x86-64).
+    Avx512,
+    /// AVX2 + FMA (x86-64).
+    Avx2,
+    /// Plain Rust (SSE2 on x86-64, NEON on aarch64).
+    Portable,
+}
+
+impl From<IsaArg> for Isa {
+    fn from(i: IsaArg) -> Self {
+        match i {
+            IsaArg::Avx512 => Isa::Avx512,
+            IsaArg::Avx2 => Isa::Avx2,
+            IsaArg::Portable => Isa::Portable,
+        }
+    }
 }
 
 impl ModelArgs {
-    /// Sets up the thread pool and loads the model.
+    /// Sets up the thread pool and loads the model with the chosen engine.
     pub fn load(&self) -> anyhow::Result<Colorizer> {
+        let engine = match self.engine {
+            EngineArg::Native => EngineKind::Native,
+            EngineArg::Burn => EngineKind::Burn,
+            EngineArg::All => bail!("--engine all is only for `colorize bench`"),
+        };
+        Ok(self.load_any()?.with_engine(engine))
+    }
+
+    /// Sets up the thread pool and loads the model (native engine, whatever `--engine` says).
+    pub fn load_any(&self) -> anyhow::Result<Colorizer> {
         set_threads(self.threads)?;
         let device = select_device();
         let colorizer = match &self.model {
@@ -73,6 +133,10 @@ impl ModelArgs {
         };
         let colorizer = match self.render_size {
             Some(n) => colorizer.with_render_size(n),
+            None => colorizer,
+        };
+        let colorizer = match self.isa {
+            Some(isa) => colorizer.with_isa(isa.into())?,
             None => colorizer,
         };
         Ok(match self.saturation {

@@ -196,65 +196,75 @@ struct Tile<'a> {
 /// Generates one micro-kernel family from its vector primitives. The body is the same for every
 /// family, so the AVX-512 kernel (not runnable on every test machine) is the AVX2 kernel with
 /// wider vectors.
+///
+/// The register tile is spelled out as one `(row index, row pointer, low accumulator, high
+/// accumulator)` tuple per output pixel: with an array of accumulators LLVM kept a copy in memory
+/// and stored every accumulator after every multiply-add, which halved the speed.
 macro_rules! micro_kernel {
     ($(#[$attr:meta])* $name:ident, $lanes:expr, $zero:expr, $splat:path, $load:path,
-     $store:path, $fma:path, $add:path, $max:path) => {
+     $store:path, $fma:path, $add:path, $max:path,
+     [$(($m:expr, $row:ident, $lo:ident, $hi:ident)),+ $(,)?]) => {
         $(#[$attr])*
-        unsafe fn $name<const MR: usize>(t: &Tile<'_>) {
-            // SAFETY (whole body): `Tile` is built by `PackedConv::run_views`, which guarantees
+        unsafe fn $name(t: &Tile<'_>) {
+            const MR: usize = [$($m),+].len();
+            // SAFETY (whole body): `Tile` is built by `PackedConv::run_tile`, which guarantees
             // `a` holds `taps · MR` pointers to `cin` readable values, `b` points to
             // `taps · cin · 2 · lanes` packed weights, `bias` to `2 · lanes` values, and `out` /
             // `res` to `valid_n` writable / readable values for each of the first `valid_m` rows.
             unsafe {
-                let mut acc = [[$zero; 2]; MR];
+                $(let mut $lo = $zero; let mut $hi = $zero;)+
                 let mut bp = t.b;
-                for tap in 0..t.taps {
-                    let rows: [*const f32; MR] = core::array::from_fn(|m| *t.a.get_unchecked(tap * MR + m));
+                let mut ap = t.a.as_ptr();
+                for _ in 0..t.taps {
+                    $(let $row = *ap.add($m);)+
+                    ap = ap.add(MR);
                     for c in 0..t.cin {
                         let b0 = $load(bp);
                         let b1 = $load(bp.add($lanes));
                         bp = bp.add(2 * $lanes);
-                        for m in 0..MR {
-                            let a = $splat(*rows[m].add(c));
-                            acc[m][0] = $fma(a, b0, acc[m][0]);
-                            acc[m][1] = $fma(a, b1, acc[m][1]);
-                        }
+                        $(
+                            let a = $splat(*$row.add(c));
+                            $lo = $fma(a, b0, $lo);
+                            $hi = $fma(a, b1, $hi);
+                        )+
                     }
                 }
                 let bias0 = $load(t.bias);
                 let bias1 = $load(t.bias.add($lanes));
                 let zero = $zero;
-                for m in 0..t.valid_m.min(MR) {
-                    let mut v0 = $add(acc[m][0], bias0);
-                    let mut v1 = $add(acc[m][1], bias1);
-                    let out = t.out[m];
-                    if t.valid_n == 2 * $lanes {
-                        if let Some(res) = t.res {
-                            v0 = $add(v0, $load(res[m]));
-                            v1 = $add(v1, $load(res[m].add($lanes)));
-                        }
-                        if t.relu {
-                            v0 = $max(v0, zero);
-                            v1 = $max(v1, zero);
-                        }
-                        $store(out, v0);
-                        $store(out.add($lanes), v1);
-                    } else {
-                        let mut tmp = [0f32; 2 * $lanes];
-                        $store(tmp.as_mut_ptr(), v0);
-                        $store(tmp.as_mut_ptr().add($lanes), v1);
-                        for (j, &v) in tmp.iter().enumerate().take(t.valid_n) {
-                            let mut v = v;
+                $(
+                    if $m < t.valid_m {
+                        let mut v0 = $add($lo, bias0);
+                        let mut v1 = $add($hi, bias1);
+                        let out = t.out[$m];
+                        if t.valid_n == 2 * $lanes {
                             if let Some(res) = t.res {
-                                v += *res[m].add(j);
+                                v0 = $add(v0, $load(res[$m]));
+                                v1 = $add(v1, $load(res[$m].add($lanes)));
                             }
                             if t.relu {
-                                v = v.max(0.0);
+                                v0 = $max(v0, zero);
+                                v1 = $max(v1, zero);
                             }
-                            *out.add(j) = v;
+                            $store(out, v0);
+                            $store(out.add($lanes), v1);
+                        } else {
+                            let mut tmp = [0f32; 2 * $lanes];
+                            $store(tmp.as_mut_ptr(), v0);
+                            $store(tmp.as_mut_ptr().add($lanes), v1);
+                            for (j, &v) in tmp.iter().enumerate().take(t.valid_n) {
+                                let mut v = v;
+                                if let Some(res) = t.res {
+                                    v += *res[$m].add(j);
+                                }
+                                if t.relu {
+                                    v = v.max(0.0);
+                                }
+                                *out.add(j) = v;
+                            }
                         }
                     }
-                }
+                )+
             }
         }
     };
@@ -275,7 +285,15 @@ mod x86 {
         _mm256_storeu_ps,
         _mm256_fmadd_ps,
         _mm256_add_ps,
-        _mm256_max_ps
+        _mm256_max_ps,
+        [
+            (0, r0, c00, c01),
+            (1, r1, c10, c11),
+            (2, r2, c20, c21),
+            (3, r3, c30, c31),
+            (4, r4, c40, c41),
+            (5, r5, c50, c51)
+        ]
     );
 
     micro_kernel!(
@@ -288,7 +306,21 @@ mod x86 {
         _mm512_storeu_ps,
         _mm512_fmadd_ps,
         _mm512_add_ps,
-        _mm512_max_ps
+        _mm512_max_ps,
+        [
+            (0, r0, c00, c01),
+            (1, r1, c10, c11),
+            (2, r2, c20, c21),
+            (3, r3, c30, c31),
+            (4, r4, c40, c41),
+            (5, r5, c50, c51),
+            (6, r6, c60, c61),
+            (7, r7, c70, c71),
+            (8, r8, c80, c81),
+            (9, r9, c90, c91),
+            (10, r10, c100, c101),
+            (11, r11, c110, c111)
+        ]
     );
 
     const _: () = assert!(MAX_MR >= 12);
@@ -297,14 +329,14 @@ mod x86 {
     /// The CPU supports AVX2 and FMA; `t` as documented on [`Tile`].
     pub(super) unsafe fn avx2(t: &Tile<'_>) {
         // SAFETY: the caller checked the CPU features (`Isa::is_available`).
-        unsafe { kernel_avx2::<6>(t) }
+        unsafe { kernel_avx2(t) }
     }
 
     /// # Safety
     /// The CPU supports AVX-512F; `t` as documented on [`Tile`].
     pub(super) unsafe fn avx512(t: &Tile<'_>) {
         // SAFETY: the caller checked the CPU features (`Isa::is_available`).
-        unsafe { kernel_avx512::<12>(t) }
+        unsafe { kernel_avx512(t) }
     }
 }
 
@@ -341,13 +373,29 @@ mod portable {
         core::array::from_fn(|i| a[i].max(b[i]))
     }
 
-    micro_kernel!(kernel, 4, [0f32; 4], splat, load, store, fma, add, max);
+    micro_kernel!(
+        kernel,
+        4,
+        [0f32; 4],
+        splat,
+        load,
+        store,
+        fma,
+        add,
+        max,
+        [
+            (0, r0, c00, c01),
+            (1, r1, c10, c11),
+            (2, r2, c20, c21),
+            (3, r3, c30, c31)
+        ]
+    );
 
     /// # Safety
     /// `t` as documented on [`Tile`].
     pub(super) unsafe fn run(t: &Tile<'_>) {
         // SAFETY: forwarded from the caller.
-        unsafe { kernel::<4>(t) }
+        unsafe { kernel(t) }
     }
 }
 

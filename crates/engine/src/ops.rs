@@ -56,8 +56,7 @@ pub(crate) unsafe fn max_pool(
         for ox in 0..ow {
             let p = (b * oh + oy) * ow + ox;
             // SAFETY: output pixel `p` is inside the destination view; rows are disjoint.
-            let acc =
-                unsafe { std::slice::from_raw_parts_mut(dst.pixel(p), channels) };
+            let acc = unsafe { std::slice::from_raw_parts_mut(dst.pixel(p), channels) };
             acc.fill(f32::NEG_INFINITY);
             for ky in 0..kernel[0] {
                 let iy = (oy * stride[0] + ky) as isize - padding[0] as isize;
@@ -71,9 +70,7 @@ pub(crate) unsafe fn max_pool(
                     }
                     let pixel = (b * src.height + iy as usize) * src.width + ix as usize;
                     // SAFETY: the pixel is inside the source view (caller's contract).
-                    let v = unsafe {
-                        std::slice::from_raw_parts(src.pixel(pixel), channels)
-                    };
+                    let v = unsafe { std::slice::from_raw_parts(src.pixel(pixel), channels) };
                     for (a, &x) in acc.iter_mut().zip(v) {
                         *a = a.max(x);
                     }
@@ -101,9 +98,7 @@ pub(crate) unsafe fn resize(
     }
     let pixel = |b: usize, y: usize, x: usize| {
         // SAFETY: callers pass coordinates inside the source view.
-        unsafe {
-            std::slice::from_raw_parts(src.pixel((b * h + y) * w + x), channels)
-        }
+        unsafe { std::slice::from_raw_parts(src.pixel((b * h + y) * w + x), channels) }
     };
     match mode {
         ResizeMode::Nearest => {
@@ -146,10 +141,7 @@ pub(crate) unsafe fn resize(
                     );
                     // SAFETY: output pixel inside the destination view; rows are disjoint.
                     let out = unsafe {
-                        std::slice::from_raw_parts_mut(
-                            dst.pixel(row * ow + ox),
-                            channels,
-                        )
+                        std::slice::from_raw_parts_mut(dst.pixel(row * ow + ox), channels)
                     };
                     for (c, o) in out.iter_mut().enumerate() {
                         *o = pa[c] * (1.0 - wx) * (1.0 - wy)

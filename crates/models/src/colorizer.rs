@@ -6,13 +6,16 @@
 //! to 8-bit rounding), as in Zhang et al. 2016 (arXiv:1603.08511) and DeOldify.
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use burn::prelude::*;
 use colorize_core::LabImage;
 use colorize_core::lab::lightness_of;
 use colorize_core::resize::resize_plane;
+use colorize_engine::{Graph, Isa};
 use image::{DynamicImage, Rgb32FImage};
 
+use crate::compile::compile;
 use crate::error::ModelError;
 use crate::model_dir::{ModelConfig, load_model_bytes, load_model_dir};
 use crate::network::Network;
@@ -40,8 +43,30 @@ pub fn render_dims(width: usize, height: usize, render_size: u32) -> (usize, usi
     (round(width as f64 * scale), round(height as f64 * scale))
 }
 
+/// Which forward pass runs the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineKind {
+    /// colorize's own inference engine (`colorize-engine`): batch norm folded, fused
+    /// epilogues, packed weights, SIMD kernels for the CPU it runs on. The default.
+    #[default]
+    Native,
+    /// burn's forward pass on the colorizer's device (the training framework's own ops), kept for
+    /// comparison and as the reference the engine is tested against.
+    Burn,
+}
+
+impl EngineKind {
+    /// `native` or `burn`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Burn => "burn",
+        }
+    }
+}
+
 /// A loaded model ready to colourise photos. Cloning shares nothing mutable: the copy runs the
-/// same weights with its own render size and saturation.
+/// same weights with its own render size and saturation (and shares the compiled engine graph).
 #[derive(Debug, Clone)]
 pub struct Colorizer {
     network: Network,
@@ -49,6 +74,10 @@ pub struct Colorizer {
     device: Device,
     render_size: u32,
     saturation: f32,
+    engine: EngineKind,
+    isa: Isa,
+    /// The engine graph, compiled on first use for `isa` and shared by clones.
+    compiled: Arc<OnceLock<Result<Arc<Graph>, String>>>,
 }
 
 impl Colorizer {
@@ -62,7 +91,56 @@ impl Colorizer {
             device,
             render_size,
             saturation,
+            engine: EngineKind::default(),
+            isa: Isa::detect(),
+            compiled: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Chooses the forward pass (default [`EngineKind::Native`]).
+    pub fn with_engine(mut self, engine: EngineKind) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Chooses the engine's kernel family (default [`Isa::detect`]: the best this CPU runs).
+    ///
+    /// # Errors
+    /// [`ModelError::Engine`] if this CPU cannot run `isa`.
+    pub fn with_isa(mut self, isa: Isa) -> Result<Self, ModelError> {
+        if !isa.is_available() {
+            return Err(colorize_engine::EngineError::IsaUnavailable(isa.name()).into());
+        }
+        if isa != self.isa {
+            self.isa = isa;
+            self.compiled = Arc::new(OnceLock::new());
+        }
+        Ok(self)
+    }
+
+    /// The forward pass in use.
+    pub fn engine(&self) -> EngineKind {
+        self.engine
+    }
+
+    /// The engine's kernel family.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The network compiled for the engine (compiled on the first call, then shared).
+    ///
+    /// # Errors
+    /// As [`compile`].
+    pub fn graph(&self) -> Result<Arc<Graph>, ModelError> {
+        self.compiled
+            .get_or_init(|| {
+                compile(&self.network, self.isa)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(ModelError::Inference)
     }
 
     /// Loads a model directory (`config.json` + `model.safetensors`).
@@ -131,7 +209,8 @@ impl Colorizer {
     /// CIELAB units, with the saturation applied.
     ///
     /// # Errors
-    /// [`ModelError::Inference`] if the backend fails.
+    /// [`ModelError::Inference`] if the backend fails; [`ModelError::Engine`] if the engine cannot
+    /// run the network at this size.
     pub fn predict_ab(
         &self,
         l: &[f32],
@@ -139,6 +218,13 @@ impl Colorizer {
         height: usize,
     ) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
         let input: Vec<f32> = l.iter().map(|v| v / 50.0 - 1.0).collect();
+        let k = AB_SCALE * self.saturation;
+        if self.engine == EngineKind::Native {
+            let ab = self.graph()?.run(&input, 1, height, width)?; // [1, height, width, 2]
+            let a = ab.iter().step_by(2).map(|v| v * k).collect();
+            let b = ab.iter().skip(1).step_by(2).map(|v| v * k).collect();
+            return Ok((a, b));
+        }
         let x = Tensor::<4>::from_data(TensorData::new(input, [1, 1, height, width]), &self.device);
         let y = self.network.forward(x); // [1, 2, height, width]
         let ab = y
@@ -146,7 +232,6 @@ impl Colorizer {
             .try_to_vec::<f32>()
             .map_err(|e| ModelError::Inference(format!("{e:?}")))?;
         let n = width * height;
-        let k = AB_SCALE * self.saturation;
         let a = ab[..n].iter().map(|v| v * k).collect();
         let b = ab[n..2 * n].iter().map(|v| v * k).collect();
         Ok((a, b))

@@ -61,4 +61,7 @@ pub enum ModelError {
     /// Running the network failed (a backend error).
     #[error("inference failed: {0}")]
     Inference(String),
+    /// The network could not be compiled for, or run by, the inference engine.
+    #[error("inference engine: {0}")]
+    Engine(#[from] colorize_engine::EngineError),
 }

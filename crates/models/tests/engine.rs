@@ -1,0 +1,150 @@
+//! The inference engine against burn's forward pass: every preset, random weights with random
+//! batch-norm statistics (so folding is exercised), odd sizes, batch 1 and 3, every kernel family
+//! this CPU runs; and the bundled (trained) model end to end.
+
+use burn::module::{Param, RunningState};
+use burn::nn::BatchNorm;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use colorize_models::unet_resnet::{UnetResnet, UnetResnetConfig, Upsample};
+use colorize_models::{Colorizer, EngineKind, Isa, Network, compile};
+
+/// Replaces fresh batch-norm parameters (γ=1, β=0, μ=0, σ²=1, which fold to nothing) with random
+/// ones in the ranges trained networks show.
+fn randomize(bn: &mut BatchNorm, device: &Device) {
+    let n = bn.gamma.val().dims()[0];
+    let u = |lo: f64, hi: f64| Tensor::<1>::random([n], Distribution::Uniform(lo, hi), device);
+    bn.gamma = Param::from_tensor(u(0.5, 1.5));
+    bn.beta = Param::from_tensor(u(-0.2, 0.2));
+    bn.running_mean = RunningState::new(u(-0.3, 0.3));
+    bn.running_var = RunningState::new(u(0.5, 2.0));
+}
+
+fn random_unet(config: &UnetResnetConfig, device: &Device) -> UnetResnet {
+    let mut n = config.init(device);
+    randomize(&mut n.bn1, device);
+    for stage in [&mut n.layer1, &mut n.layer2, &mut n.layer3, &mut n.layer4] {
+        for b in stage.iter_mut() {
+            randomize(&mut b.bn1, device);
+            randomize(&mut b.bn2, device);
+            if let Some(d) = &mut b.downsample {
+                randomize(&mut d.bn, device);
+            }
+        }
+    }
+    for d in &mut n.decoder {
+        randomize(&mut d.bn, device);
+    }
+    n
+}
+
+/// Runs burn and the engine on the same input and returns the relative error
+/// `max |engine − burn| / max |burn|` and the fraction of outputs not saturated by tanh.
+fn compare(
+    net: &Network,
+    isa: Isa,
+    batch: usize,
+    h: usize,
+    w: usize,
+    device: &Device,
+) -> (f32, f32) {
+    let x = Tensor::<4>::random([batch, 1, h, w], Distribution::Uniform(-1.0, 1.0), device);
+    let input = x.clone().into_data().try_to_vec::<f32>().unwrap(); // NCHW with C = 1 is NHWC
+    let want = net
+        .forward(x)
+        .permute([0, 2, 3, 1])
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let graph = compile(net, isa).unwrap();
+    let got = graph.run(&input, batch, h, w).unwrap();
+    assert_eq!(got.len(), want.len());
+    let diff = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let live = want.iter().filter(|v| v.abs() < 0.99).count() as f32 / want.len() as f32;
+    (diff / scale, live)
+}
+
+#[test]
+fn engine_matches_burn_for_every_preset_size_batch_and_kernel_family() {
+    let device = Device::flex();
+    let mut bilinear = UnetResnetConfig::tiny();
+    bilinear.upsample = Upsample::Bilinear;
+    let presets = [
+        ("tiny", UnetResnetConfig::tiny()),
+        ("tiny-bilinear", bilinear),
+        ("light", UnetResnetConfig::light()),
+        ("resnet34", UnetResnetConfig::resnet34()),
+    ];
+    for (name, config) in presets {
+        let net = Network::UnetResnet(random_unet(&config, &device));
+        // Multiples of 32 (what the pipeline uses), odd sizes whose skips need non-integer
+        // enlargement, and a batch of 3.
+        let shapes: &[(usize, usize, usize)] = if name == "resnet34" {
+            &[(1, 64, 96), (3, 37, 50)]
+        } else {
+            &[(1, 64, 64), (1, 50, 37), (3, 33, 65), (1, 1, 1)]
+        };
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+            for &(b, h, w) in shapes {
+                let (rel, live) = compare(&net, isa, b, h, w, &device);
+                eprintln!(
+                    "{name} {isa} {b}x{h}x{w}: relative error {rel:.2e}, {:.0}% unsaturated",
+                    live * 100.0
+                );
+                assert!(
+                    rel <= 1e-4,
+                    "{name} {isa} {b}x{h}x{w}: relative error {rel}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bundled_model_gives_the_same_photo_with_either_engine() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/default");
+    let device = Device::flex();
+    let native = Colorizer::load(&dir, &device).unwrap();
+    assert_eq!(native.engine(), EngineKind::Native);
+    let burn = native.clone().with_engine(EngineKind::Burn);
+    let photo = image::open(
+        crate::shared_data()
+            .join("val/kodak")
+            .read_dir()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap();
+    let a = native.colorize(&photo).unwrap();
+    let b = burn.colorize(&photo).unwrap();
+    let worst = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    // Linear-light RGB in 0..1: below a tenth of an 8-bit step.
+    assert!(worst < 4e-4, "max RGB difference {worst}");
+    // The trained network is not saturated: this compares real values, not ±1.
+    let (l, w, h) = (vec![60.0f32; 128 * 96], 128, 96);
+    let (na, _) = native.predict_ab(&l, w, h).unwrap();
+    let (ba, _) = burn.predict_ab(&l, w, h).unwrap();
+    let diff = na
+        .iter()
+        .zip(&ba)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(diff < 110.0 * 1e-4, "a differs by {diff}");
+    assert!(
+        na.iter().any(|v| v.abs() > 1.0),
+        "the network predicts some colour"
+    );
+}
