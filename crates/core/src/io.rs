@@ -11,7 +11,6 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Cursor, Write};
 use std::path::{Path, PathBuf};
 
-use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 use crate::error::CoreError;
@@ -222,11 +221,25 @@ pub fn to_output_pixels(
     format: OutputFormat,
     high_bit_depth: bool,
 ) -> DynamicImage {
-    let img = DynamicImage::ImageRgb32F(rgb);
+    use rayon::prelude::*;
+    let (w, h) = rgb.dimensions();
+    // Our own parallel loop: image's generic conversion takes ~8 ms for a 1024x768 photo.
     if high_bit_depth && format.supports_16_bit() {
-        DynamicImage::ImageRgb16(img.into_rgb16())
+        let px: Vec<u16> = rgb
+            .as_raw()
+            .par_iter()
+            .with_min_len(1 << 14)
+            .map(|&v| (v.clamp(0.0, 1.0) * 65535.0).round() as u16)
+            .collect();
+        DynamicImage::ImageRgb16(image::ImageBuffer::from_raw(w, h, px).expect("same size"))
     } else {
-        DynamicImage::ImageRgb8(img.into_rgb8())
+        let px: Vec<u8> = rgb
+            .as_raw()
+            .par_iter()
+            .with_min_len(1 << 14)
+            .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect();
+        DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, px).expect("same size"))
     }
 }
 
@@ -254,13 +267,40 @@ fn write_encoded<W: Write + std::io::Seek>(
 ) -> Result<(), image::ImageError> {
     let eight_bit = || DynamicImage::ImageRgb8(image.to_rgb8());
     match format {
-        OutputFormat::Jpeg => eight_bit().write_with_encoder(JpegEncoder::new_with_quality(w, 95)),
+        OutputFormat::Jpeg => write_jpeg(image, w),
         OutputFormat::Png => image.write_to(w, ImageFormat::Png),
         OutputFormat::Tiff => image.write_to(w, ImageFormat::Tiff),
         OutputFormat::WebP => eight_bit().write_to(w, ImageFormat::WebP),
         OutputFormat::Bmp => eight_bit().write_to(w, ImageFormat::Bmp),
         OutputFormat::Gif => eight_bit().write_to(w, ImageFormat::Gif),
     }
+}
+
+/// Baseline JPEG, quality 95, 4:4:4, through the `jpeg-encoder` crate (AVX2 when the CPU has it;
+/// about twice as fast as image's own encoder).
+fn write_jpeg<W: Write>(image: &DynamicImage, w: &mut W) -> Result<(), image::ImageError> {
+    use image::error::{EncodingError, ImageFormatHint};
+    let err = |e: Box<dyn std::error::Error + Send + Sync>| {
+        image::ImageError::Encoding(EncodingError::new(
+            ImageFormatHint::Exact(ImageFormat::Jpeg),
+            e,
+        ))
+    };
+    let converted;
+    let rgb = match image.as_rgb8() {
+        Some(rgb) => rgb,
+        None => {
+            converted = image.to_rgb8();
+            &converted
+        }
+    };
+    let (width, height) = match (u16::try_from(rgb.width()), u16::try_from(rgb.height())) {
+        (Ok(w), Ok(h)) => (w, h),
+        _ => return Err(err("JPEG images are at most 65535 pixels on a side".into())),
+    };
+    jpeg_encoder::Encoder::new(w, 95)
+        .encode(rgb.as_raw(), width, height, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| err(Box::new(e)))
 }
 
 /// Writes `image` to `path` as `format`, atomically: the bytes go to a temporary file in the same

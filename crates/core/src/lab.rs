@@ -2,7 +2,12 @@
 
 use image::{DynamicImage, Rgb32FImage};
 
-use crate::color::{lab_planar_to_srgb, srgb_to_lab_planar, srgb_to_lightness};
+use rayon::prelude::*;
+
+use crate::color::{
+    SRGB_TO_XYZ, SRGB8_TO_LINEAR, lab_planar_to_srgb, lightness_from_luminance, srgb_to_lab_planar,
+    srgb_to_lightness,
+};
 use crate::resize::resize_plane;
 
 /// A CIELAB image in planar layout: three row-major planes of `width * height` values.
@@ -98,9 +103,62 @@ impl LabImage {
 ///
 /// Returns `(width, height, l)` with `l.len() == width * height`.
 pub fn lightness_of(image: &DynamicImage) -> (usize, usize, Vec<f32>) {
-    let rgb = image.to_rgb32f();
-    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-    (w, h, srgb_to_lightness(rgb.as_raw()))
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    // 8-bit images (nearly every photo) skip the float copy: the transfer curve is a table, and a
+    // gray image has only 256 possible L values.
+    let lin = &*SRGB8_TO_LINEAR;
+    let y_of = |r: u8, g: u8, b: u8| {
+        SRGB_TO_XYZ[1][0] * lin[r as usize]
+            + SRGB_TO_XYZ[1][1] * lin[g as usize]
+            + SRGB_TO_XYZ[1][2] * lin[b as usize]
+    };
+    let l_of_y = lightness_from_luminance;
+    const CHUNK: usize = 16 * 1024;
+    match image {
+        DynamicImage::ImageLuma8(g) => {
+            let table: [f32; 256] =
+                std::array::from_fn(|v| l_of_y(y_of(v as u8, v as u8, v as u8)));
+            (
+                w,
+                h,
+                g.as_raw()
+                    .par_iter()
+                    .with_min_len(CHUNK)
+                    .map(|&v| table[v as usize])
+                    .collect(),
+            )
+        }
+        DynamicImage::ImageLumaA8(g) => {
+            let table: [f32; 256] =
+                std::array::from_fn(|v| l_of_y(y_of(v as u8, v as u8, v as u8)));
+            let l = g
+                .as_raw()
+                .par_chunks_exact(2)
+                .with_min_len(CHUNK)
+                .map(|p| table[p[0] as usize]);
+            (w, h, l.collect())
+        }
+        DynamicImage::ImageRgb8(rgb) => {
+            let l = rgb
+                .as_raw()
+                .par_chunks_exact(3)
+                .with_min_len(CHUNK)
+                .map(|p| l_of_y(y_of(p[0], p[1], p[2])));
+            (w, h, l.collect())
+        }
+        DynamicImage::ImageRgba8(rgba) => {
+            let l = rgba
+                .as_raw()
+                .par_chunks_exact(4)
+                .with_min_len(CHUNK)
+                .map(|p| l_of_y(y_of(p[0], p[1], p[2])));
+            (w, h, l.collect())
+        }
+        _ => {
+            let rgb = image.to_rgb32f();
+            (w, h, srgb_to_lightness(rgb.as_raw()))
+        }
+    }
 }
 
 #[cfg(test)]

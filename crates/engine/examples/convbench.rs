@@ -1,0 +1,49 @@
+//! Times single convolutions of the shapes the U-Net uses, per kernel family, in GFLOP/s:
+//! `cargo run -p colorize-engine --example convbench [--release]`.
+
+use std::time::Instant;
+
+use colorize_engine::{Activation, ConvSpec, Isa, PackedConv};
+
+fn main() {
+    // (name, in, out, k, stride, height, width)
+    let layers = [
+        ("stem 7x7/2 1->64 @512x384", 1, 64, 7, 2, 768, 1024),
+        ("3x3 64->64 @256x192", 64, 64, 3, 1, 192, 256),
+        ("3x3 128->128 @128x96", 128, 128, 3, 1, 96, 128),
+        ("3x3 256->256 @64x48", 256, 256, 3, 1, 48, 64),
+        ("3x3 512->512 @32x24", 512, 512, 3, 1, 24, 32),
+        ("3x3 768->256 @64x48", 768, 256, 3, 1, 48, 64),
+        ("3x3 65->32 @1024x768", 65, 32, 3, 1, 768, 1024),
+        ("1x1/2 64->128 @256x192", 64, 128, 1, 2, 192, 256),
+        ("3x3 512->512 @8x8", 512, 512, 3, 1, 8, 8),
+    ];
+    for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+        for &(name, cin, cout, k, s, h, w) in &layers {
+            let spec = ConvSpec::square(cin, cout, k, s, k / 2);
+            let weight: Vec<f32> = (0..cin * cout * k * k)
+                .map(|i| ((i % 13) as f32 - 6.0) * 0.01)
+                .collect();
+            let conv = PackedConv::new(name, spec, &weight, None, Activation::Relu, isa).unwrap();
+            let input: Vec<f32> = (0..h * w * cin).map(|i| ((i % 7) as f32) * 0.1).collect();
+            let (oh, ow) = spec.output_size(h, w).unwrap();
+            let mut out = vec![0f32; oh * ow * cout];
+            let flop = 2.0 * spec.macs(oh * ow) as f64;
+            let reps = ((2e10 / flop) as usize).clamp(3, 200);
+            conv.run(&input, cin, 1, h, w, &mut out, cout, None)
+                .unwrap();
+            let mut best = f64::MAX;
+            for _ in 0..reps {
+                let t = Instant::now();
+                conv.run(&input, cin, 1, h, w, &mut out, cout, None)
+                    .unwrap();
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            println!(
+                "{isa:<9} {name:<28} {:8.2} ms {:7.1} GFLOP/s",
+                best * 1e3,
+                flop / best / 1e9
+            );
+        }
+    }
+}
