@@ -28,6 +28,9 @@ pub struct BenchArgs {
     /// Skip the pipeline and end-to-end measurements (network only).
     #[arg(long)]
     pub network_only: bool,
+    /// Also print the time of every op of the native engine at the first network size.
+    #[arg(long)]
+    pub profile: bool,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -173,6 +176,40 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             }
             report.network.push(r);
         }
+    }
+    if args.profile && !args.json {
+        let (w, h) = sizes[0];
+        let l = vec![0.0f32; w * h];
+        graph.run(&l, 1, h, w)?; // warm-up: plan and arena
+        let mut runs = Vec::new();
+        for _ in 0..iterations {
+            runs.push(graph.run_profiled(&l, 1, h, w)?.1);
+        }
+        println!("\nper op at {w}x{h}, native engine (median of {iterations} runs):");
+        println!("{:<28} {:>10} {:>10} {:>8}", "op", "ms", "GFLOP/s", "share");
+        let medians: Vec<f64> = (0..runs[0].len())
+            .map(|i| {
+                let mut v: Vec<f64> = runs.iter().map(|r| r[i].ms).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            })
+            .collect();
+        let total: f64 = medians.iter().sum();
+        for (op, ms) in runs[0].iter().zip(&medians) {
+            let rate = if op.flop > 0.0 {
+                format!("{:.1}", op.flop / (ms / 1e3) / 1e9)
+            } else {
+                "-".into()
+            };
+            println!(
+                "{:<28} {:>10.2} {:>10} {:>7.1}%",
+                op.name,
+                ms,
+                rate,
+                100.0 * ms / total
+            );
+        }
+        println!("{:<28} {:>10.2}", "total", total);
     }
     if !args.network_only {
         if !args.json {

@@ -40,8 +40,12 @@ pub struct ConvSpec {
     pub stride: [usize; 2],
     /// Dilation `[vertical, horizontal]`, at least 1.
     pub dilation: [usize; 2],
-    /// Zero padding `[top, left, bottom, right]` in input pixels.
+    /// Zero padding `[top, left, bottom, right]` in input pixels (for a transposed convolution:
+    /// rows and columns cropped from the full output, as PyTorch's `padding`).
     pub padding: [usize; 4],
+    /// A transposed convolution (PyTorch `ConvTranspose2d`, output_padding 0): each input pixel
+    /// spreads over the output, `out[iy·s − pad + ky·d] += in[iy] · w[ky]`.
+    pub transposed: bool,
 }
 
 impl ConvSpec {
@@ -60,13 +64,42 @@ impl ConvSpec {
             stride: [stride, stride],
             dilation: [1, 1],
             padding: [pad, pad, pad, pad],
+            transposed: false,
+        }
+    }
+
+    /// A square transposed `k x k` convolution (stride `stride`, padding `pad`, dilation 1).
+    pub fn transposed(
+        in_channels: usize,
+        out_channels: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Self {
+        Self {
+            transposed: true,
+            ..Self::square(in_channels, out_channels, k, stride, pad)
         }
     }
 
     /// Output `(height, width)` for an input of `height x width`:
     /// `(in + pad_before + pad_after − dilation·(k − 1) − 1) / stride + 1`, or `None` when the
-    /// (padded) input is smaller than the dilated kernel.
+    /// (padded) input is smaller than the dilated kernel. Transposed:
+    /// `(in − 1)·stride − pad_before − pad_after + dilation·(k − 1) + 1`, or `None` when the padding
+    /// crops everything.
     pub fn output_size(&self, height: usize, width: usize) -> Option<(usize, usize)> {
+        if self.transposed {
+            let dim = |n: usize, before: usize, after: usize, k: usize, s: usize, d: usize| {
+                let full = (n.checked_sub(1)?) * s + d * (k - 1) + 1;
+                full.checked_sub(before + after).filter(|&o| o > 0)
+            };
+            let [kh, kw] = self.kernel;
+            let [pt, pl, pb, pr] = self.padding;
+            return Some((
+                dim(height, pt, pb, kh, self.stride[0], self.dilation[0])?,
+                dim(width, pl, pr, kw, self.stride[1], self.dilation[1])?,
+            ));
+        }
         let dim = |n: usize, before: usize, after: usize, k: usize, s: usize, d: usize| {
             let padded = n + before + after;
             let span = d * (k - 1) + 1;
@@ -116,6 +149,8 @@ pub enum Activation {
     Relu,
     /// `tanh(x)`.
     Tanh,
+    /// `1 / (1 + e^−x)`.
+    Sigmoid,
 }
 
 /// A convolution ready to run: weights packed for one kernel family, bias folded, activation
@@ -408,7 +443,8 @@ thread_local! {
 impl PackedConv {
     /// Packs a convolution for the kernel family `isa`.
     ///
-    /// - `weight`: PyTorch layout `[out, in, kh, kw]`, `out · in · kh · kw` values.
+    /// - `weight`: PyTorch layout `[out, in, kh, kw]` (`Conv2d`), or `[in, out, kh, kw]` when
+    ///   `spec.transposed` (`ConvTranspose2d`); `out · in · kh · kw` values.
     /// - `bias`: `out` values, or `None` for zeros.
     /// - `name` names the layer in errors.
     ///
@@ -461,8 +497,13 @@ impl PackedConv {
         for o in 0..cout {
             let (blk, j) = (o / nr, o % nr);
             for c in 0..cin {
+                let src = if spec.transposed {
+                    (c * cout + o) * taps
+                } else {
+                    (o * cin + c) * taps
+                };
                 for t in 0..taps {
-                    packed[(blk * k + t * cin + c) * nr + j] = weight[(o * cin + c) * taps + t];
+                    packed[(blk * k + t * cin + c) * nr + j] = weight[src + t];
                 }
             }
         }
@@ -659,6 +700,7 @@ impl PackedConv {
         let [sy, sx] = s.stride;
         let [dy, dx] = s.dilation;
         let [pt, pl, _, _] = s.padding;
+        let transposed = s.transposed;
         let p0 = tile * mr;
         let valid_m = mr.min(pixels - p0);
         let zeros = self.zeros.as_ptr();
@@ -672,11 +714,25 @@ impl PackedConv {
             let p = p0 + m;
             let (b, rest) = (p / (oh * ow), p % (oh * ow));
             let (oy, ox) = (rest / ow, rest % ow);
+            // Input coordinate under tap `k` of output coordinate `o`: `o·s + k·d − pad` for a
+            // convolution; for a transposed one the `i` with `i·s = o + pad − k·d`, if any.
+            let coord = |o: usize, k: usize, s: usize, d: usize, pad: usize| -> isize {
+                if transposed {
+                    let num = (o + pad) as isize - (k * d) as isize;
+                    if num < 0 || num % s as isize != 0 {
+                        -1
+                    } else {
+                        num / s as isize
+                    }
+                } else {
+                    (o * s + k * d) as isize - pad as isize
+                }
+            };
             for ky in 0..kh {
-                let iy = (oy * sy + ky * dy) as isize - pt as isize;
+                let iy = coord(oy, ky, sy, dy, pt);
                 let row_ok = iy >= 0 && (iy as usize) < src.height;
                 for kx in 0..kw {
-                    let ix = (ox * sx + kx * dx) as isize - pl as isize;
+                    let ix = coord(ox, kx, sx, dx, pl);
                     let t = ky * kw + kx;
                     table[t * mr + m] = if row_ok && ix >= 0 && (ix as usize) < src.width {
                         let pixel = (b * src.height + iy as usize) * src.width + ix as usize;
@@ -725,11 +781,16 @@ impl PackedConv {
                     _ => portable::run(&tile),
                 }
             }
-            if self.activation == Activation::Tanh {
+            let scalar: Option<fn(f32) -> f32> = match self.activation {
+                Activation::Tanh => Some(f32::tanh),
+                Activation::Sigmoid => Some(|x| 1.0 / (1.0 + (-x).exp())),
+                Activation::None | Activation::Relu => None,
+            };
+            if let Some(f) = scalar {
                 for &o in &out[..valid_m] {
                     for j in 0..tile.valid_n {
                         // SAFETY: as for the kernel's own stores.
-                        unsafe { *o.add(j) = (*o.add(j)).tanh() };
+                        unsafe { *o.add(j) = f(*o.add(j)) };
                     }
                 }
             }

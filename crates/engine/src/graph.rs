@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::conv::{Dst, PackedConv, Src};
 use crate::error::EngineError;
-use crate::ops::{ResizeMode, max_pool, pool_output_size, resize};
+use crate::ops::{ResizeMode, avg_pool, max_pool, pixel_shuffle, pool_output_size, resize};
 
 /// A value of a [`Graph`]: the output of one node, an NHWC tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,10 +34,21 @@ enum Op {
         stride: [usize; 2],
         padding: [usize; 4],
     },
+    AvgPool {
+        x: Value,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 4],
+        count_include_pad: bool,
+    },
     Resize {
         x: Value,
         like: Value,
         mode: ResizeMode,
+    },
+    PixelShuffle {
+        x: Value,
+        factor: usize,
     },
     Concat {
         xs: Vec<Value>,
@@ -61,6 +72,17 @@ struct Place {
     stride: usize,
     height: usize,
     width: usize,
+}
+
+/// Time spent in one op of a profiled run ([`Graph::run_profiled`]).
+#[derive(Debug, Clone)]
+pub struct OpTiming {
+    /// The op: a convolution's layer name, or `input`, `max_pool`, `resize`, `concat`.
+    pub name: String,
+    /// Wall time in milliseconds.
+    pub ms: f64,
+    /// Floating-point operations (2 per multiply-add; 0 for ops without multiplies).
+    pub flop: f64,
 }
 
 /// The memory plan of a graph for one input shape.
@@ -181,6 +203,44 @@ impl Graph {
             },
             c,
         )
+    }
+
+    /// Adds an average pool (floor mode); `count_include_pad` as PyTorch's `AvgPool2d` (whose
+    /// default is `true`).
+    pub fn avg_pool(
+        &mut self,
+        x: Value,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 4],
+        count_include_pad: bool,
+    ) -> Value {
+        let c = self.channels(x);
+        self.push(
+            Op::AvgPool {
+                x,
+                kernel,
+                stride,
+                padding,
+                count_include_pad,
+            },
+            c,
+        )
+    }
+
+    /// Adds a pixel shuffle by `factor` (`[c·r², h, w]` → `[c, h·r, w·r]`, PyTorch order).
+    ///
+    /// # Errors
+    /// [`EngineError::Shape`] if the channels of `x` are not a multiple of `factor²`.
+    pub fn pixel_shuffle(&mut self, x: Value, factor: usize) -> Result<Value, EngineError> {
+        let c = self.channels(x);
+        let r2 = factor * factor;
+        if factor == 0 || c % r2 != 0 {
+            return Err(EngineError::Shape(format!(
+                "pixel shuffle by {factor} needs a multiple of {r2} channels, not {c}"
+            )));
+        }
+        Ok(self.push(Op::PixelShuffle { x, factor }, c / r2))
     }
 
     /// Adds a resize of `x` to the height and width of `like`.
@@ -327,7 +387,19 @@ impl Graph {
                     pool_output_size(h, w, *kernel, *stride, *padding)
                         .ok_or_else(|| too_small("a max-pool"))?
                 }
+                Op::AvgPool {
+                    x,
+                    kernel,
+                    stride,
+                    padding,
+                    ..
+                } => {
+                    let (h, w) = shapes[x.0];
+                    pool_output_size(h, w, *kernel, *stride, *padding)
+                        .ok_or_else(|| too_small("an average pool"))?
+                }
                 Op::Resize { like, .. } => shapes[like.0],
+                Op::PixelShuffle { x, factor } => (shapes[x.0].0 * factor, shapes[x.0].1 * factor),
                 Op::Concat { xs } => {
                     let s = shapes[xs[0].0];
                     if xs.iter().any(|x| shapes[x.0] != s) {
@@ -353,7 +425,10 @@ impl Graph {
             let inputs: Vec<Value> = match &node.op {
                 Op::Input => vec![],
                 Op::Conv { x, residual, .. } => std::iter::once(*x).chain(*residual).collect(),
-                Op::MaxPool { x, .. } | Op::Resize { x, .. } => vec![*x],
+                Op::MaxPool { x, .. }
+                | Op::AvgPool { x, .. }
+                | Op::Resize { x, .. }
+                | Op::PixelShuffle { x, .. } => vec![*x],
                 Op::Concat { .. } => vec![],
             };
             for x in inputs {
@@ -460,6 +535,34 @@ impl Graph {
         width: usize,
         out: &mut Vec<f32>,
     ) -> Result<(), EngineError> {
+        self.run_impl(input, batch, height, width, out, None)
+    }
+
+    /// As [`Graph::run`], timing every op (for `colorize bench --profile`).
+    ///
+    /// # Errors
+    /// As [`Graph::run`].
+    pub fn run_profiled(
+        &self,
+        input: &[f32],
+        batch: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<(Vec<f32>, Vec<OpTiming>), EngineError> {
+        let (mut out, mut timings) = (Vec::new(), Vec::new());
+        self.run_impl(input, batch, height, width, &mut out, Some(&mut timings))?;
+        Ok((out, timings))
+    }
+
+    fn run_impl(
+        &self,
+        input: &[f32],
+        batch: usize,
+        height: usize,
+        width: usize,
+        out: &mut Vec<f32>,
+        timings: Option<&mut Vec<OpTiming>>,
+    ) -> Result<(), EngineError> {
         let cin = self.input_channels();
         if input.len() != batch * height * width * cin {
             return Err(EngineError::Shape(format!(
@@ -481,7 +584,7 @@ impl Graph {
         // SAFETY: the plan places every value inside the arena (offset + pixels · stride ≤
         // arena_len by construction), no op's output shares arena space with a value alive
         // during it (lifetimes overlap), and the input length was checked.
-        unsafe { self.execute(&plan, input, arena.as_mut_ptr()) };
+        unsafe { self.execute(&plan, input, arena.as_mut_ptr(), timings) };
         let o = self.output.expect("plan() checked the output");
         let place = plan.places[o.0];
         let c = self.channels(o);
@@ -501,7 +604,13 @@ impl Graph {
 
     /// # Safety
     /// `arena` holds at least `plan.arena_len` floats; `input` holds the input.
-    unsafe fn execute(&self, plan: &Plan, input: &[f32], arena: *mut f32) {
+    unsafe fn execute(
+        &self,
+        plan: &Plan,
+        input: &[f32],
+        arena: *mut f32,
+        mut timings: Option<&mut Vec<OpTiming>>,
+    ) {
         let src = |v: Value| {
             let p = plan.places[v.0];
             Src {
@@ -521,18 +630,21 @@ impl Graph {
         for (i, node) in self.nodes.iter().enumerate() {
             let out = dst(i);
             let place = plan.places[i];
+            let start = timings.is_some().then(std::time::Instant::now);
             // SAFETY (every op): views come from the plan (see `run_into`).
             match &node.op {
                 Op::Input => {
                     let c = node.channels;
-                    for (p, px) in input.chunks_exact(c).enumerate() {
+                    if out.stride == c {
                         unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                px.as_ptr(),
-                                out.ptr.add(p * out.stride),
-                                c,
-                            )
+                            std::ptr::copy_nonoverlapping(input.as_ptr(), out.ptr, input.len())
                         };
+                    } else {
+                        for (p, px) in input.chunks_exact(c).enumerate() {
+                            for (k, &v) in px.iter().enumerate() {
+                                unsafe { *out.pixel(p).add(k) = v };
+                            }
+                        }
                     }
                 }
                 Op::Conv { x, conv, residual } => unsafe {
@@ -554,7 +666,46 @@ impl Graph {
                         *mode,
                     )
                 },
+                Op::AvgPool {
+                    x,
+                    kernel,
+                    stride,
+                    padding,
+                    count_include_pad,
+                } => unsafe {
+                    avg_pool(
+                        src(*x),
+                        out,
+                        node.channels,
+                        *kernel,
+                        *stride,
+                        *padding,
+                        *count_include_pad,
+                    )
+                },
+                Op::PixelShuffle { x, factor } => unsafe {
+                    pixel_shuffle(src(*x), out, node.channels, *factor)
+                },
                 Op::Concat { .. } => {}
+            }
+            if let (Some(t), Some(start)) = (timings.as_deref_mut(), start) {
+                let (name, flop) = match &node.op {
+                    Op::Input => ("input".to_string(), 0.0),
+                    Op::Conv { conv, .. } => (
+                        conv.name().to_string(),
+                        2.0 * conv.spec().macs(plan.batch * place.height * place.width) as f64,
+                    ),
+                    Op::MaxPool { .. } => ("max_pool".to_string(), 0.0),
+                    Op::Resize { .. } => ("resize".to_string(), 0.0),
+                    Op::AvgPool { .. } => ("avg_pool".to_string(), 0.0),
+                    Op::PixelShuffle { .. } => ("pixel_shuffle".to_string(), 0.0),
+                    Op::Concat { .. } => ("concat".to_string(), 0.0),
+                };
+                t.push(OpTiming {
+                    name,
+                    ms: start.elapsed().as_secs_f64() * 1e3,
+                    flop,
+                });
             }
         }
     }

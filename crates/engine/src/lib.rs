@@ -22,6 +22,6 @@ pub mod reference;
 
 pub use conv::{Activation, ConvSpec, PackedConv};
 pub use error::EngineError;
-pub use graph::{Graph, Plan, Value};
+pub use graph::{Graph, OpTiming, Plan, Value};
 pub use isa::Isa;
 pub use ops::ResizeMode;

@@ -1,4 +1,5 @@
-//! The non-convolution ops over NHWC views: max-pooling and resizing (nearest, bilinear).
+//! The non-convolution ops over NHWC views: max- and average pooling, resizing (nearest,
+//! bilinear) and pixel shuffle.
 //!
 //! Both follow burn 0.22's Flex backend (and PyTorch) exactly, so the engine reproduces burn's
 //! forward: max-pooling pads with −∞; nearest resizing reads `floor(out · in / out_size)`;
@@ -74,6 +75,83 @@ pub(crate) unsafe fn max_pool(
                     for (a, &x) in acc.iter_mut().zip(v) {
                         *a = a.max(x);
                     }
+                }
+            }
+        }
+    });
+}
+
+/// Average pooling of `channels` channels (floor mode). With `count_include_pad` (PyTorch's
+/// default) the divisor is always `kh · kw`; without it, the number of taps inside the image.
+///
+/// # Safety
+/// As [`max_pool`].
+pub(crate) unsafe fn avg_pool(
+    src: Src,
+    dst: Dst,
+    channels: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 4],
+    count_include_pad: bool,
+) {
+    let Some((oh, ow)) = pool_output_size(src.height, src.width, kernel, stride, padding) else {
+        return;
+    };
+    (0..src.batch * oh).into_par_iter().for_each(|row| {
+        let (b, oy) = (row / oh, row % oh);
+        for ox in 0..ow {
+            let p = (b * oh + oy) * ow + ox;
+            // SAFETY: output pixel `p` is inside the destination view; rows are disjoint.
+            let acc = unsafe { std::slice::from_raw_parts_mut(dst.pixel(p), channels) };
+            acc.fill(0.0);
+            let mut count = 0usize;
+            for ky in 0..kernel[0] {
+                let iy = (oy * stride[0] + ky) as isize - padding[0] as isize;
+                for kx in 0..kernel[1] {
+                    let ix = (ox * stride[1] + kx) as isize - padding[1] as isize;
+                    // PyTorch counts padded taps but never taps beyond the padding.
+                    let in_padded = iy < (src.height + padding[2]) as isize
+                        && ix < (src.width + padding[3]) as isize;
+                    if iy < 0 || ix < 0 || iy as usize >= src.height || ix as usize >= src.width {
+                        count += (count_include_pad && in_padded) as usize;
+                        continue;
+                    }
+                    count += 1;
+                    let pixel = (b * src.height + iy as usize) * src.width + ix as usize;
+                    // SAFETY: the pixel is inside the source view (caller's contract).
+                    let v = unsafe { std::slice::from_raw_parts(src.pixel(pixel), channels) };
+                    for (a, &x) in acc.iter_mut().zip(v) {
+                        *a += x;
+                    }
+                }
+            }
+            let inv = 1.0 / count.max(1) as f32;
+            acc.iter_mut().for_each(|a| *a *= inv);
+        }
+    });
+}
+
+/// Pixel shuffle (Shi et al. 2016, arXiv:1609.05158; PyTorch `PixelShuffle`): `[c · r², h, w]` →
+/// `[c, h · r, w · r]` with `out[c, y·r + i, x·r + j] = in[c·r² + i·r + j, y, x]`.
+///
+/// # Safety
+/// `src` addresses `channels · r²` values per pixel; `dst` has room for `batch · h·r · w·r` pixels
+/// of `channels` values and overlaps nothing `src` reads.
+pub(crate) unsafe fn pixel_shuffle(src: Src, dst: Dst, channels: usize, r: usize) {
+    let (oh, ow) = (src.height * r, src.width * r);
+    (0..src.batch * oh).into_par_iter().for_each(|row| {
+        let (b, oy) = (row / oh, row % oh);
+        let (y, i) = (oy / r, oy % r);
+        for ox in 0..ow {
+            let (x, j) = (ox / r, ox % r);
+            let pixel = (b * src.height + y) * src.width + x;
+            // SAFETY: both pixels are inside their views; output rows are disjoint.
+            unsafe {
+                let from = src.pixel(pixel);
+                let to = dst.pixel(row * ow + ox);
+                for c in 0..channels {
+                    *to.add(c) = *from.add(c * r * r + i * r + j);
                 }
             }
         }

@@ -3,7 +3,17 @@
 
 use crate::conv::{Activation, ConvSpec};
 
-/// Direct convolution, as the definition reads.
+fn activate(x: f64, activation: Activation) -> f32 {
+    (match activation {
+        Activation::None => x,
+        Activation::Relu => x.max(0.0),
+        Activation::Tanh => x.tanh(),
+        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+    }) as f32
+}
+
+/// Direct convolution, as the definition reads (`spec.transposed` is handed to
+/// [`conv_transpose2d`]).
 ///
 /// - `input`: `[batch, height, width, in]` NHWC; `weight`: `[out, in, kh, kw]`; `bias`: `[out]`;
 ///   `residual`: `[batch, oh, ow, out]`, added before the activation.
@@ -20,6 +30,11 @@ pub fn conv2d(
     residual: Option<&[f32]>,
     activation: Activation,
 ) -> Option<(Vec<f32>, usize, usize)> {
+    if spec.transposed {
+        return conv_transpose2d(
+            spec, input, batch, height, width, weight, bias, residual, activation,
+        );
+    }
     let (oh, ow) = spec.output_size(height, width)?;
     let (cin, cout) = (spec.in_channels, spec.out_channels);
     let [kh, kw] = spec.kernel;
@@ -49,14 +64,67 @@ pub fn conv2d(
                     if let Some(r) = residual {
                         acc += r[p * cout + o] as f64;
                     }
-                    out[p * cout + o] = match activation {
-                        Activation::None => acc as f32,
-                        Activation::Relu => acc.max(0.0) as f32,
-                        Activation::Tanh => acc.tanh() as f32,
-                    };
+                    out[p * cout + o] = activate(acc, activation);
                 }
             }
         }
     }
+    Some((out, oh, ow))
+}
+
+/// Transposed convolution in its scatter form (each input pixel adds `in · w` to the output
+/// pixels under its taps), the opposite formulation to the engine's gather.
+///
+/// `weight`: `[in, out, kh, kw]` (PyTorch `ConvTranspose2d`); the rest as [`conv2d`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose2d(
+    spec: &ConvSpec,
+    input: &[f32],
+    batch: usize,
+    height: usize,
+    width: usize,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+    activation: Activation,
+) -> Option<(Vec<f32>, usize, usize)> {
+    let (oh, ow) = spec.output_size(height, width)?;
+    let (cin, cout) = (spec.in_channels, spec.out_channels);
+    let [kh, kw] = spec.kernel;
+    let mut acc = vec![0f64; batch * oh * ow * cout];
+    for b in 0..batch {
+        for iy in 0..height {
+            for ix in 0..width {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let oy = (iy * spec.stride[0] + ky * spec.dilation[0]) as isize
+                            - spec.padding[0] as isize;
+                        let ox = (ix * spec.stride[1] + kx * spec.dilation[1]) as isize
+                            - spec.padding[1] as isize;
+                        if oy < 0 || ox < 0 || oy as usize >= oh || ox as usize >= ow {
+                            continue;
+                        }
+                        let p = (b * oh + oy as usize) * ow + ox as usize;
+                        let ip = (b * height + iy) * width + ix;
+                        for c in 0..cin {
+                            for o in 0..cout {
+                                acc[p * cout + o] += input[ip * cin + c] as f64
+                                    * weight[((c * cout + o) * kh + ky) * kw + kx] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let out = acc
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let o = i % cout;
+            let v = v + bias.map_or(0.0, |bs| bs[o] as f64) + residual.map_or(0.0, |r| r[i] as f64);
+            activate(v, activation)
+        })
+        .collect();
     Some((out, oh, ow))
 }

@@ -115,7 +115,8 @@ fn activation() -> impl Strategy<Value = Activation> {
     prop_oneof![
         Just(Activation::None),
         Just(Activation::Relu),
-        Just(Activation::Tanh)
+        Just(Activation::Tanh),
+        Just(Activation::Sigmoid)
     ]
 }
 
@@ -127,12 +128,12 @@ prop_compose! {
         batch in 1usize..4, height in 1usize..14, width in 1usize..14,
         in_extra in 0usize..3, out_extra in 0usize..3,
         residual in any::<bool>(), bias in any::<bool>(), activation in activation(),
-        seed in any::<u64>(),
+        seed in any::<u64>(), transposed in any::<bool>(),
     ) -> Case {
         Case {
             spec: ConvSpec {
                 in_channels: cin, out_channels: cout, kernel: [kh, kw], stride: [sy, sx],
-                dilation: [dy, dx], padding: pad,
+                dilation: [dy, dx], padding: pad, transposed,
             },
             batch, height, width, in_extra, out_extra, residual, bias, activation, seed,
         }
@@ -204,6 +205,11 @@ fn padding_and_dilation_edge_cases() {
         edge(ConvSpec::square(130, 31, 3, 1, 1), 1, 6, 5),
         edge(ConvSpec::square(2, 32, 3, 1, 1), 1, 13, 13),
         edge(ConvSpec::square(3, 65, 3, 2, 1), 2, 11, 10),
+        // Transposed: Zhang et al.'s 4x4/2 pad-1 upsampling (output exactly 2x), a 3x3/2 whose
+        // outputs get 1 or 2 taps by parity, and one whose padding crops all but one row.
+        edge(ConvSpec::transposed(16, 24, 4, 2, 1), 2, 5, 7),
+        edge(ConvSpec::transposed(5, 9, 3, 2, 0), 1, 4, 3),
+        edge(ConvSpec::transposed(2, 3, 3, 1, 1), 1, 1, 1),
     ];
     for case in &cases {
         check(case).unwrap_or_else(|e| panic!("{case:?}: {e}"));

@@ -89,6 +89,7 @@ fn fold(
         stride: conv.stride,
         dilation: conv.dilation,
         padding: padding(name, &conv.padding, [kh, kw], conv.dilation)?,
+        transposed: false,
     };
     let mut weight = values(conv.weight.val().reshape([cout * cin * kh * kw]))?;
     let mut bias = match &conv.bias {

@@ -148,3 +148,89 @@ fn bundled_model_gives_the_same_photo_with_either_engine() {
         "the network predicts some colour"
     );
 }
+
+/// NCHW burn tensor → NHWC values.
+fn nhwc(t: Tensor<4>) -> Vec<f32> {
+    t.permute([0, 2, 3, 1])
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+fn max_rel(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let diff = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    diff / want.iter().fold(1e-6f32, |m, v| m.max(v.abs()))
+}
+
+/// The ops no shipped network uses yet (transposed convolution for Zhang et al.'s eccv16, pixel
+/// shuffle and average pooling for DeOldify-style decoders, sigmoid) against burn's own modules,
+/// which follow PyTorch.
+#[test]
+fn transposed_conv_pixel_shuffle_and_avg_pool_match_burn() {
+    use burn::nn::conv::ConvTranspose2dConfig;
+    use burn::nn::pool::AvgPool2dConfig;
+    use burn::nn::{PaddingConfig2d, PixelShuffleConfig};
+    use colorize_engine::{Activation, ConvSpec, Graph, PackedConv};
+    let device = Device::flex();
+    let (b, c, h, w) = (2, 16, 7, 5);
+    let x = Tensor::<4>::random([b, c, h, w], Distribution::Uniform(-1.0, 1.0), &device);
+    let input = nhwc(x.clone());
+    for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+        // Zhang et al. 2016's upsampling layer: ConvTranspose2d(k 4, stride 2, padding 1).
+        let deconv = ConvTranspose2dConfig::new([c, 24], [4, 4])
+            .with_stride([2, 2])
+            .with_padding([1, 1])
+            .init(&device);
+        let weight = deconv.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        let bias = deconv
+            .bias
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let conv = PackedConv::new(
+            "deconv",
+            ConvSpec::transposed(c, 24, 4, 2, 1),
+            &weight,
+            Some(&bias),
+            Activation::Sigmoid,
+            isa,
+        )
+        .unwrap();
+        let (mut g, x0) = Graph::new(c);
+        let y = g.conv(x0, conv, None).unwrap();
+        g.set_output(y);
+        let want = nhwc(burn::tensor::activation::sigmoid(deconv.forward(x.clone())));
+        let got = g.run(&input, b, h, w).unwrap();
+        assert!(max_rel(&got, &want) < 1e-5, "{isa}: transposed conv");
+
+        let (mut g, x0) = Graph::new(c);
+        let y = g.pixel_shuffle(x0, 2).unwrap();
+        g.set_output(y);
+        let want = nhwc(PixelShuffleConfig::new(2).init().forward(x.clone()));
+        assert_eq!(g.run(&input, b, h, w).unwrap(), want, "pixel shuffle");
+
+        for include_pad in [true, false] {
+            let pool = AvgPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_count_include_pad(include_pad)
+                .init();
+            let (mut g, x0) = Graph::new(c);
+            let y = g.avg_pool(x0, [3, 3], [2, 2], [1, 1, 1, 1], include_pad);
+            g.set_output(y);
+            let want = nhwc(pool.forward(x.clone()));
+            assert!(
+                max_rel(&g.run(&input, b, h, w).unwrap(), &want) < 1e-6,
+                "avg pool, count_include_pad {include_pad}"
+            );
+        }
+    }
+}
