@@ -235,7 +235,7 @@ impl Graph {
     pub fn pixel_shuffle(&mut self, x: Value, factor: usize) -> Result<Value, EngineError> {
         let c = self.channels(x);
         let r2 = factor * factor;
-        if factor == 0 || c % r2 != 0 {
+        if factor == 0 || !c.is_multiple_of(r2) {
             return Err(EngineError::Shape(format!(
                 "pixel shuffle by {factor} needs a multiple of {r2} channels, not {c}"
             )));
