@@ -1,9 +1,10 @@
-//! Times single convolutions of the shapes the U-Net uses, per kernel family, in GFLOP/s:
+//! Times single convolutions of the shapes the U-Net uses, and DeOldify's self-attention at
+//! 70x70x768 (560x560 input), per kernel family, in GFLOP/s:
 //! `cargo run -p colorize-engine --example convbench [--release]`.
 
 use std::time::Instant;
 
-use colorize_engine::{Activation, ConvSpec, Isa, PackedConv};
+use colorize_engine::{Activation, ConvSpec, Graph, Isa, PackedConv};
 
 fn main() {
     // (name, in, out, k, stride, height, width)
@@ -43,6 +44,44 @@ fn main() {
                 "{isa:<9} {name:<28} {:8.2} ms {:7.1} GFLOP/s",
                 best * 1e3,
                 flop / best / 1e9
+            );
+        }
+    }
+    for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+        let (h, w, c) = (70, 70, 768);
+        let wt =
+            |o: usize| -> Vec<f32> { (0..o * c).map(|i| ((i % 11) as f32 - 5.0) * 1e-3).collect() };
+        let conv = |name: &str, o: usize| {
+            PackedConv::new(
+                name,
+                ConvSpec::square(c, o, 1, 1, 0),
+                &wt(o),
+                None,
+                Activation::None,
+                isa,
+            )
+            .unwrap()
+        };
+        let (mut g, x) = Graph::new(c);
+        let y = g
+            .self_attention(
+                x,
+                conv("query", c / 8),
+                conv("key", c / 8),
+                conv("value", c),
+                0.5,
+            )
+            .unwrap();
+        g.set_output(y);
+        let input: Vec<f32> = (0..h * w * c).map(|i| ((i % 7) as f32) * 0.1).collect();
+        g.run(&input, 1, h, w).unwrap();
+        let (_, ops) = g.run_profiled(&input, 1, h, w).unwrap();
+        for op in ops.iter().filter(|o| o.flop > 0.0) {
+            println!(
+                "{isa:<9} {:<28} {:8.2} ms {:7.1} GFLOP/s",
+                format!("attention {} 70x70x768", op.name),
+                op.ms,
+                op.flop / op.ms / 1e6
             );
         }
     }

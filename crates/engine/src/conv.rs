@@ -21,7 +21,7 @@ use crate::error::EngineError;
 use crate::isa::Isa;
 
 /// Largest register tile height of any kernel family ([`Isa::mr`]).
-const MAX_MR: usize = 12;
+pub(crate) const MAX_MR: usize = 12;
 
 /// Bytes of packed weights a task keeps hot while it walks its output pixels (about a quarter of
 /// a 1 MiB L2 cache).
@@ -212,20 +212,41 @@ unsafe impl Send for Dst {}
 unsafe impl Sync for Dst {}
 
 /// One micro-kernel call: `mr` output pixels x `nr` output channels.
-struct Tile<'a> {
+pub(crate) struct Tile<'a> {
     /// `[taps][mr]` pointers to `cin` input values each.
-    a: &'a [*const f32],
-    taps: usize,
-    cin: usize,
-    /// Packed panel `[taps · cin][nr]`.
-    b: *const f32,
+    pub a: &'a [*const f32],
+    pub taps: usize,
+    pub cin: usize,
+    /// Panel `[taps · cin][nr]`, rows `ldb` floats apart (`nr` for packed weights).
+    pub b: *const f32,
+    pub ldb: usize,
     /// `nr` bias values.
-    bias: *const f32,
-    out: &'a [*mut f32; MAX_MR],
-    res: Option<&'a [*const f32; MAX_MR]>,
-    valid_m: usize,
-    valid_n: usize,
-    relu: bool,
+    pub bias: *const f32,
+    pub out: &'a [*mut f32; MAX_MR],
+    pub res: Option<&'a [*const f32; MAX_MR]>,
+    pub valid_m: usize,
+    pub valid_n: usize,
+    pub relu: bool,
+}
+
+/// `nr` zeros for tiles without bias.
+pub(crate) static ZERO_BIAS: [f32; 32] = [0.0; 32];
+
+/// Runs the micro-kernel of `isa` on one tile.
+///
+/// # Safety
+/// `isa` is available on this CPU; `t` as documented on [`Tile`] (see `micro_kernel!`).
+pub(crate) unsafe fn run_kernel(isa: Isa, t: &Tile<'_>) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::avx512(t),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::avx2(t),
+            _ => portable::run(t),
+        }
+    }
 }
 
 /// Generates one micro-kernel family from its vector primitives. The body is the same for every
@@ -243,8 +264,8 @@ macro_rules! micro_kernel {
         unsafe fn $name(t: &Tile<'_>) {
             const MR: usize = [$($m),+].len();
             // SAFETY (whole body): `Tile` is built by `PackedConv::run_tile`, which guarantees
-            // `a` holds `taps · MR` pointers to `cin` readable values, `b` points to
-            // `taps · cin · 2 · lanes` packed weights, `bias` to `2 · lanes` values, and `out` /
+            // `a` holds `taps · MR` pointers to `cin` readable values, `b` points to `taps · cin`
+            // rows of `2 · lanes` weights, `ldb` apart, `bias` to `2 · lanes` values, and `out` /
             // `res` to `valid_n` writable / readable values for each of the first `valid_m` rows.
             unsafe {
                 $(let mut $lo = $zero; let mut $hi = $zero;)+
@@ -256,7 +277,7 @@ macro_rules! micro_kernel {
                     for c in 0..t.cin {
                         let b0 = $load(bp);
                         let b1 = $load(bp.add($lanes));
-                        bp = bp.add(2 * $lanes);
+                        bp = bp.add(t.ldb);
                         $(
                             let a = $splat(*$row.add(c));
                             $lo = $fma(a, b0, $lo);
@@ -542,6 +563,14 @@ impl PackedConv {
         self.activation
     }
 
+    /// The same convolution with weights and bias multiplied by `factor` (folds a following
+    /// scalar, such as self-attention's γ, into the layer).
+    pub fn scaled(mut self, factor: f32) -> Self {
+        self.weights.iter_mut().for_each(|w| *w *= factor);
+        self.bias.iter_mut().for_each(|b| *b *= factor);
+        self
+    }
+
     /// Runs the convolution on NHWC slices, checking every length.
     ///
     /// - `input`: `batch · height · width` pixels, pixel `p` at `input[p · in_stride..][..in]`
@@ -764,6 +793,7 @@ impl PackedConv {
                 cin,
                 // SAFETY: block `blk` is inside the packed weights and bias.
                 b: unsafe { self.weights.as_ptr().add(blk * k * nr) },
+                ldb: nr,
                 bias: unsafe { self.bias.as_ptr().add(col0) },
                 out: &out,
                 res: res.map(|_| &residual),
@@ -772,15 +802,7 @@ impl PackedConv {
                 relu: self.activation == Activation::Relu,
             };
             // SAFETY: the tile satisfies the kernel contract; the ISA was checked in `new`.
-            unsafe {
-                match self.isa {
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => x86::avx512(&tile),
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => x86::avx2(&tile),
-                    _ => portable::run(&tile),
-                }
-            }
+            unsafe { run_kernel(self.isa, &tile) };
             let scalar: Option<fn(f32) -> f32> = match self.activation {
                 Activation::Tanh => Some(f32::tanh),
                 Activation::Sigmoid => Some(|x| 1.0 / (1.0 + (-x).exp())),

@@ -12,8 +12,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use crate::attention::{scratch_len, self_attention};
 use crate::conv::{Dst, PackedConv, Src};
 use crate::error::EngineError;
+use crate::isa::Isa;
 use crate::ops::{ResizeMode, avg_pool, max_pool, pixel_shuffle, pool_output_size, resize};
 
 /// A value of a [`Graph`]: the output of one node, an NHWC tensor.
@@ -53,6 +55,13 @@ enum Op {
     Concat {
         xs: Vec<Value>,
     },
+    Attention {
+        f: Value,
+        g: Value,
+        h: Value,
+        x: Value,
+        isa: Isa,
+    },
 }
 
 #[derive(Debug)]
@@ -90,6 +99,8 @@ pub struct OpTiming {
 pub struct Plan {
     batch: usize,
     places: Vec<Place>,
+    /// Offset of each node's scratch space (ops that need one).
+    scratch: Vec<usize>,
     arena_len: usize,
 }
 
@@ -241,6 +252,49 @@ impl Graph {
             )));
         }
         Ok(self.push(Op::PixelShuffle { x, factor }, c / r2))
+    }
+
+    /// Adds SAGAN self-attention (fastai's `SelfAttention`, see [`crate::attention`]):
+    /// `x + γ · attention(x)`, with `query` and `key` 1x1 convolutions to `C/8` (or any common
+    /// width) and `value` a 1x1 convolution to `C`, all without activation.
+    ///
+    /// # Errors
+    /// [`EngineError::Layer`] if a convolution is not 1x1 / stride 1 / unpadded, or the channel
+    /// counts do not fit `x` and each other.
+    pub fn self_attention(
+        &mut self,
+        x: Value,
+        query: PackedConv,
+        key: PackedConv,
+        value: PackedConv,
+        gamma: f32,
+    ) -> Result<Value, EngineError> {
+        let c = self.channels(x);
+        for conv in [&query, &key, &value] {
+            let s = conv.spec();
+            if s.kernel != [1, 1] || s.stride != [1, 1] || s.padding != [0; 4] || s.transposed {
+                return Err(EngineError::Layer {
+                    layer: conv.name().to_string(),
+                    message: "self-attention projections must be 1x1, stride 1, unpadded".into(),
+                });
+            }
+        }
+        let ck = query.spec().out_channels;
+        if key.spec().out_channels != ck || value.spec().out_channels != c {
+            return Err(EngineError::Layer {
+                layer: value.name().to_string(),
+                message: format!(
+                    "query/key give {ck} and {} channels, value {} (expected {c})",
+                    key.spec().out_channels,
+                    value.spec().out_channels
+                ),
+            });
+        }
+        let isa = value.isa();
+        let f = self.conv(x, query, None)?;
+        let g = self.conv(x, key, None)?;
+        let h = self.conv(x, value.scaled(gamma), None)?;
+        Ok(self.push(Op::Attention { f, g, h, x, isa }, c))
     }
 
     /// Adds a resize of `x` to the height and width of `like`.
@@ -399,6 +453,7 @@ impl Graph {
                         .ok_or_else(|| too_small("an average pool"))?
                 }
                 Op::Resize { like, .. } => shapes[like.0],
+                Op::Attention { x, .. } => shapes[x.0],
                 Op::PixelShuffle { x, factor } => (shapes[x.0].0 * factor, shapes[x.0].1 * factor),
                 Op::Concat { xs } => {
                     let s = shapes[xs[0].0];
@@ -430,6 +485,7 @@ impl Graph {
                 | Op::Resize { x, .. }
                 | Op::PixelShuffle { x, .. } => vec![*x],
                 Op::Concat { .. } => vec![],
+                Op::Attention { f, g, h, x, .. } => vec![*f, *g, *h, *x],
             };
             for x in inputs {
                 let r = root(x.0);
@@ -445,11 +501,22 @@ impl Graph {
                 (i, align(batch * h * w * self.nodes[i].channels))
             })
             .collect();
+        // Scratch space of ops that need it, alive only during the op (ids n + node).
+        first.resize(2 * n, usize::MAX);
+        last.resize(2 * n, 0);
+        for (i, node) in self.nodes.iter().enumerate() {
+            if let Op::Attention { f, isa, .. } = &node.op {
+                let (h, w) = shapes[i];
+                let len = scratch_len(*isa, h * w, self.nodes[f.0].channels, node.channels);
+                buffers.push((n + i, align(len)));
+                (first[n + i], last[n + i]) = (i, i);
+            }
+        }
         buffers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         // 3. Offsets: greedy, largest first, lowest offset that overlaps no buffer alive at the
         //    same time.
         let mut placed: Vec<(usize, usize, usize)> = Vec::new(); // (node, offset, len)
-        let mut offsets = vec![0usize; n];
+        let mut offsets = vec![0usize; 2 * n];
         let mut arena_len = 0;
         for &(i, len) in &buffers {
             let live = |j: usize| first[i] <= last[j] && first[j] <= last[i];
@@ -488,6 +555,7 @@ impl Graph {
         Ok(Plan {
             batch,
             places,
+            scratch: offsets[n..].to_vec(),
             arena_len,
         })
     }
@@ -686,6 +754,19 @@ impl Graph {
                 Op::PixelShuffle { x, factor } => unsafe {
                     pixel_shuffle(src(*x), out, node.channels, *factor)
                 },
+                Op::Attention { f, g, h, x, isa } => unsafe {
+                    self_attention(
+                        src(*f),
+                        src(*g),
+                        src(*h),
+                        src(*x),
+                        out,
+                        self.nodes[f.0].channels,
+                        node.channels,
+                        *isa,
+                        arena.add(plan.scratch[i]),
+                    )
+                },
                 Op::Concat { .. } => {}
             }
             if let (Some(t), Some(start)) = (timings.as_deref_mut(), start) {
@@ -699,6 +780,14 @@ impl Graph {
                     Op::Resize { .. } => ("resize".to_string(), 0.0),
                     Op::AvgPool { .. } => ("avg_pool".to_string(), 0.0),
                     Op::PixelShuffle { .. } => ("pixel_shuffle".to_string(), 0.0),
+                    Op::Attention { f, .. } => {
+                        let pixels = place.height * place.width;
+                        let (ck, c) = (self.nodes[f.0].channels, node.channels);
+                        (
+                            "self_attention".to_string(),
+                            2.0 * (plan.batch * pixels * pixels * (ck + c)) as f64,
+                        )
+                    }
                     Op::Concat { .. } => ("concat".to_string(), 0.0),
                 };
                 t.push(OpTiming {

@@ -9,10 +9,12 @@
 //! Activations are NHWC `f32` throughout (`[batch, height, width, channels]`).
 //!
 //! - [`conv`]: the indirect implicit-GEMM convolution and its micro-kernels.
-//! - [`ops`]: max-pooling and resizing.
+//! - [`ops`]: pooling, resizing, pixel shuffle.
+//! - [`attention`]: SAGAN self-attention on the convolution kernels.
 //! - [`graph`]: graph building, memory planning and execution.
 //! - [`reference`]: naive, obviously-correct versions for tests.
 
+pub mod attention;
 pub mod conv;
 pub mod error;
 pub mod graph;

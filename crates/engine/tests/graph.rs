@@ -232,3 +232,108 @@ fn bad_graph_inputs_are_errors() {
     let _ = g.concat(&[x, y]).unwrap();
     assert!(g.concat(&[x]).is_err());
 }
+
+/// SAGAN self-attention against the formula of `../shared/reference/deoldify.md` §3.5, computed
+/// naively in f64: `out_j = x_j + γ Σ_i softmax_i(f_i · g_j) h_i`, softmax over i (fastai's dim=1).
+#[test]
+fn self_attention_matches_the_formula() {
+    let mut rng = StdRng::seed_from_u64(11);
+    // 13x11 = 143 positions: two chunks of h (128 + 15) and two groups of tiles.
+    for (b, h, w, c, ck) in [
+        (2, 5, 7, 16, 2),
+        (1, 9, 4, 40, 5),
+        (1, 1, 1, 8, 1),
+        (2, 13, 11, 24, 3),
+    ] {
+        let n = h * w;
+        let x = random(b * n * c, &mut rng);
+        let (wq, wk, wv) = (
+            random(ck * c, &mut rng),
+            random(ck * c, &mut rng),
+            random(c * c, &mut rng),
+        );
+        let gamma = 0.7f32;
+        // Naive: projections, scores, softmax over i, weighted sum.
+        let proj = |wt: &[f32], out: usize, px: &[f32]| -> Vec<f64> {
+            (0..out)
+                .map(|o| (0..c).map(|k| wt[o * c + k] as f64 * px[k] as f64).sum())
+                .collect()
+        };
+        let mut want = vec![0f32; b * n * c];
+        for bi in 0..b {
+            let px = |i: usize| &x[(bi * n + i) * c..(bi * n + i + 1) * c];
+            let f: Vec<Vec<f64>> = (0..n).map(|i| proj(&wq, ck, px(i))).collect();
+            let g: Vec<Vec<f64>> = (0..n).map(|i| proj(&wk, ck, px(i))).collect();
+            let hv: Vec<Vec<f64>> = (0..n).map(|i| proj(&wv, c, px(i))).collect();
+            for j in 0..n {
+                let s: Vec<f64> = (0..n)
+                    .map(|i| (0..ck).map(|k| f[i][k] * g[j][k]).sum())
+                    .collect();
+                let max = s.iter().cloned().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = s.iter().map(|v| (v - max).exp()).collect();
+                let sum: f64 = e.iter().sum();
+                for ch in 0..c {
+                    let o: f64 = (0..n).map(|i| e[i] / sum * hv[i][ch]).sum();
+                    want[(bi * n + j) * c + ch] = (px(j)[ch] as f64 + gamma as f64 * o) as f32;
+                }
+            }
+        }
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+            let conv = |name: &str, out: usize, wt: &[f32]| {
+                PackedConv::new(
+                    name,
+                    ConvSpec::square(c, out, 1, 1, 0),
+                    wt,
+                    None,
+                    Activation::None,
+                    isa,
+                )
+                .unwrap()
+            };
+            let (mut g, x0) = Graph::new(c);
+            let y = g
+                .self_attention(
+                    x0,
+                    conv("query", ck, &wq),
+                    conv("key", ck, &wk),
+                    conv("value", c, &wv),
+                    gamma,
+                )
+                .unwrap();
+            g.set_output(y);
+            let got = g.run(&x, b, h, w).unwrap();
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                worst < 1e-4,
+                "{isa} {b}x{h}x{w}x{c}: max difference {worst}"
+            );
+        }
+    }
+    // Projections that are not 1x1 are refused.
+    let (mut g, x0) = Graph::new(8);
+    let bad = PackedConv::new(
+        "query",
+        ConvSpec::square(8, 1, 3, 1, 1),
+        &[0.0; 72],
+        None,
+        Activation::None,
+        Isa::Portable,
+    )
+    .unwrap();
+    let ok = |o: usize| {
+        PackedConv::new(
+            "k",
+            ConvSpec::square(8, o, 1, 1, 0),
+            &vec![0.0; 8 * o],
+            None,
+            Activation::None,
+            Isa::Portable,
+        )
+        .unwrap()
+    };
+    assert!(g.self_attention(x0, bad, ok(1), ok(8), 1.0).is_err());
+}
