@@ -11,12 +11,14 @@
 //! - [`conv`]: the indirect implicit-GEMM convolution and its micro-kernels.
 //! - [`ops`]: pooling, resizing, pixel shuffle.
 //! - [`attention`]: SAGAN self-attention on the convolution kernels.
+//! - [`fold`]: batch, spectral and weight norm folded into plain weights at load time.
 //! - [`graph`]: graph building, memory planning and execution.
 //! - [`reference`]: naive, obviously-correct versions for tests.
 
 pub mod attention;
 pub mod conv;
 pub mod error;
+pub mod fold;
 pub mod graph;
 pub mod isa;
 pub mod ops;

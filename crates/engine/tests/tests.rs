@@ -1,5 +1,6 @@
 //! colorize-engine tests: every kernel family against the naive reference, ops against naive
 //! versions, and the graph planner.
 
+mod fold;
 mod graph;
 mod kernels;

@@ -98,19 +98,16 @@ fn fold(
     };
     if let Some(bn) = bn {
         let param = |p: &Param<Tensor<1>>| values(p.val());
-        let (gamma, beta) = (param(&bn.gamma)?, param(&bn.beta)?);
-        let (mean, var) = (
-            values(bn.running_mean.value())?,
-            values(bn.running_var.value())?,
-        );
-        let per_out = cin * kh * kw;
-        for o in 0..cout {
-            let s = gamma[o] as f64 / (var[o] as f64 + bn.epsilon).sqrt();
-            for w in &mut weight[o * per_out..(o + 1) * per_out] {
-                *w = (*w as f64 * s) as f32;
-            }
-            bias[o] = ((bias[o] as f64 - mean[o] as f64) * s + beta[o] as f64) as f32;
-        }
+        colorize_engine::fold::fold_batch_norm(
+            name,
+            &mut weight,
+            &mut bias,
+            &param(&bn.gamma)?,
+            &param(&bn.beta)?,
+            &values(bn.running_mean.value())?,
+            &values(bn.running_var.value())?,
+            bn.epsilon,
+        )?;
     }
     Ok(PackedConv::new(
         name,
