@@ -51,7 +51,7 @@ pub fn fold_batch_norm(
     ] {
         check(layer, what, v.len(), out)?;
     }
-    if out == 0 || weight.len() % out != 0 {
+    if out == 0 || !weight.len().is_multiple_of(out) {
         return Err(EngineError::Layer {
             layer: layer.to_string(),
             message: format!(
@@ -123,7 +123,7 @@ pub fn spectral_norm_weight(
 /// # Errors
 /// [`EngineError::Layer`] if `v` does not split into `g.len()` rows or a row is all zeros.
 pub fn weight_norm_weight(layer: &str, g: &[f32], v: &[f32]) -> Result<Vec<f32>, EngineError> {
-    if g.is_empty() || v.len() % g.len() != 0 {
+    if g.is_empty() || !v.len().is_multiple_of(g.len()) {
         return Err(EngineError::Layer {
             layer: layer.to_string(),
             message: format!(
