@@ -18,6 +18,7 @@ fn main() {
         ("3x3 65->32 @1024x768", 65, 32, 3, 1, 768, 1024),
         ("1x1/2 64->128 @256x192", 64, 128, 1, 2, 192, 256),
         ("3x3 512->512 @8x8", 512, 512, 3, 1, 8, 8),
+        ("head 1x1 16->2 @1024x768", 16, 2, 1, 1, 768, 1024),
     ];
     for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
         for &(name, cin, cout, k, s, h, w) in &layers {
@@ -25,7 +26,12 @@ fn main() {
             let weight: Vec<f32> = (0..cin * cout * k * k)
                 .map(|i| ((i % 13) as f32 - 6.0) * 0.01)
                 .collect();
-            let conv = PackedConv::new(name, spec, &weight, None, Activation::Relu, isa).unwrap();
+            let act = if name.starts_with("head") {
+                Activation::Tanh
+            } else {
+                Activation::Relu
+            };
+            let conv = PackedConv::new(name, spec, &weight, None, act, isa).unwrap();
             let input: Vec<f32> = (0..h * w * cin).map(|i| ((i % 7) as f32) * 0.1).collect();
             let (oh, ow) = spec.output_size(h, w).unwrap();
             let mut out = vec![0f32; oh * ow * cout];

@@ -23,6 +23,9 @@ use crate::isa::Isa;
 /// Largest register tile height of any kernel family ([`Isa::mr`]).
 pub(crate) const MAX_MR: usize = 12;
 
+/// Largest kernel (taps) a convolution may have: 11x11.
+const MAX_TAPS: usize = 121;
+
 /// Bytes of packed weights a task keeps hot while it walks its output pixels (about a quarter of
 /// a 1 MiB L2 cache).
 const PANEL_GROUP_BYTES: usize = 256 * 1024;
@@ -461,6 +464,32 @@ thread_local! {
     static INDIRECTION: RefCell<Vec<*const f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// `tanh` as a rational function of `x²` (degree 13/6, the form Eigen uses for float tanh), clamped
+/// where tanh rounds to ±1: within 5e-7 of the exact value, and about 10x cheaper than `f32::tanh`.
+#[inline(always)]
+#[allow(clippy::excessive_precision)] // the coefficients as published, rounded by the compiler
+pub fn tanh_fast(x: f32) -> f32 {
+    let x = x.clamp(-7.998_811_7, 7.998_811_7);
+    let x2 = x * x;
+    let p = ((((((-2.760_768_5e-16f32 * x2 + 2.000_187_9e-13) * x2 - 8.604_671_5e-11) * x2
+        + 5.122_297e-8)
+        * x2
+        + 1.485_722_4e-5)
+        * x2
+        + 6.372_619_3e-4)
+        * x2
+        + 4.893_524_6e-3)
+        * x;
+    let q = ((1.198_258_4e-6f32 * x2 + 1.185_347_1e-4) * x2 + 2.268_434_6e-3) * x2 + 4.893_525_2e-3;
+    p / q
+}
+
+/// The logistic sigmoid as `(1 + tanh(x/2)) / 2` with [`tanh_fast`]: within 3e-7.
+#[inline(always)]
+pub fn sigmoid_fast(x: f32) -> f32 {
+    0.5 + 0.5 * tanh_fast(0.5 * x)
+}
+
 impl PackedConv {
     /// Packs a convolution for the kernel family `isa`.
     ///
@@ -489,7 +518,7 @@ impl PackedConv {
             message,
         };
         let (cin, cout, taps) = (spec.in_channels, spec.out_channels, spec.taps());
-        if taps > 121 {
+        if taps > MAX_TAPS {
             return Err(layer_err(format!(
                 "{taps} kernel taps (at most 121, 11x11)"
             )));
@@ -674,6 +703,15 @@ impl PackedConv {
         let groups = blocks.div_ceil(group);
         let threads = rayon::current_num_threads().max(1);
         let chunks = (4 * threads).div_ceil(groups).clamp(1, tiles);
+        // Offset (in floats) of each tap from the tap (0, 0), valid for pixels whose taps all fall
+        // inside the input: those skip the per-tap bounds checks.
+        let mut tap_offsets = [0usize; MAX_TAPS];
+        for ky in 0..s.kernel[0] {
+            for kx in 0..s.kernel[1] {
+                tap_offsets[ky * s.kernel[1] + kx] =
+                    (ky * s.dilation[0] * src.width + kx * s.dilation[1]) * src.stride;
+            }
+        }
         let run_task = |task: usize| {
             let (chunk, grp) = (task / groups, task % groups);
             let tile_range = chunk * tiles / chunks..(chunk + 1) * tiles / chunks;
@@ -693,6 +731,7 @@ impl PackedConv {
                             (oh, ow),
                             block_range.clone(),
                             &mut table,
+                            &tap_offsets,
                         )
                     };
                 }
@@ -721,6 +760,7 @@ impl PackedConv {
         (oh, ow): (usize, usize),
         blocks: std::ops::Range<usize>,
         table: &mut [*const f32],
+        tap_offsets: &[usize],
     ) {
         let s = &self.spec;
         let (mr, nr) = (self.isa.mr(), self.isa.nr());
@@ -743,6 +783,22 @@ impl PackedConv {
             let p = p0 + m;
             let (b, rest) = (p / (oh * ow), p % (oh * ow));
             let (oy, ox) = (rest / ow, rest % ow);
+            if !transposed {
+                // Interior pixels: every tap inside the input, one add per tap.
+                let (y0, x0) = (oy * sy, ox * sx);
+                if y0 >= pt
+                    && x0 >= pl
+                    && y0 - pt + (kh - 1) * dy < src.height
+                    && x0 - pl + (kw - 1) * dx < src.width
+                {
+                    let pixel = (b * src.height + y0 - pt) * src.width + x0 - pl;
+                    let base = src.pixel(pixel);
+                    for (t, &off) in tap_offsets[..taps].iter().enumerate() {
+                        table[t * mr + m] = base.wrapping_add(off);
+                    }
+                    continue;
+                }
+            }
             // Input coordinate under tap `k` of output coordinate `o`: `o·s + k·d − pad` for a
             // convolution; for a transposed one the `i` with `i·s = o + pad − k·d`, if any.
             let coord = |o: usize, k: usize, s: usize, d: usize, pad: usize| -> isize {
@@ -803,18 +859,18 @@ impl PackedConv {
             };
             // SAFETY: the tile satisfies the kernel contract; the ISA was checked in `new`.
             unsafe { run_kernel(self.isa, &tile) };
-            let scalar: Option<fn(f32) -> f32> = match self.activation {
-                Activation::Tanh => Some(f32::tanh),
-                Activation::Sigmoid => Some(|x| 1.0 / (1.0 + (-x).exp())),
-                Activation::None | Activation::Relu => None,
-            };
-            if let Some(f) = scalar {
+            let valid_n = tile.valid_n;
+            let apply = |f: fn(f32) -> f32| {
                 for &o in &out[..valid_m] {
-                    for j in 0..tile.valid_n {
-                        // SAFETY: as for the kernel's own stores.
-                        unsafe { *o.add(j) = f(*o.add(j)) };
-                    }
+                    // SAFETY: as for the kernel's own stores.
+                    let row = unsafe { std::slice::from_raw_parts_mut(o, valid_n) };
+                    row.iter_mut().for_each(|v| *v = f(*v));
                 }
+            };
+            match self.activation {
+                Activation::Tanh => apply(tanh_fast),
+                Activation::Sigmoid => apply(sigmoid_fast),
+                Activation::None | Activation::Relu => {}
             }
         }
     }

@@ -272,3 +272,18 @@ fn detection_reports_what_runs() {
         assert_ne!(isa, Isa::Portable);
     }
 }
+
+#[test]
+fn fast_tanh_and_sigmoid_are_within_5e7() {
+    use colorize_engine::conv::{sigmoid_fast, tanh_fast};
+    let mut x = -20.0f32;
+    while x < 20.0 {
+        let t = (x as f64).tanh();
+        assert!((tanh_fast(x) as f64 - t).abs() < 5e-7, "tanh({x})");
+        let s = 1.0 / (1.0 + (-(x as f64)).exp());
+        assert!((sigmoid_fast(x) as f64 - s).abs() < 3e-7, "sigmoid({x})");
+        x += 1e-3;
+    }
+    assert_eq!(tanh_fast(0.0), 0.0);
+    assert_eq!(tanh_fast(1e30), tanh_fast(8.0));
+}
