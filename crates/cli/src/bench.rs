@@ -55,6 +55,8 @@ struct NetworkResult {
     width: usize,
     height: usize,
     median_ms: f64,
+    /// The fastest run (the machine's capability when nothing else runs; medians show noise).
+    min_ms: f64,
     gflops_per_s: f64,
 }
 
@@ -97,8 +99,11 @@ fn test_photo(w: u32, h: u32) -> DynamicImage {
     }))
 }
 
-/// Median of `iterations` timed runs of `f` (after one warm-up run), in ms.
-fn time_ms(iterations: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+/// Median and minimum of `iterations` timed runs of `f` (after one warm-up run), in ms.
+fn time_runs(
+    iterations: usize,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<(f64, f64)> {
     f()?;
     let mut v = Vec::with_capacity(iterations);
     for _ in 0..iterations {
@@ -107,7 +112,12 @@ fn time_ms(iterations: usize, mut f: impl FnMut() -> anyhow::Result<()>) -> anyh
         v.push(t.elapsed().as_secs_f64() * 1e3);
     }
     v.sort_by(f64::total_cmp);
-    Ok(v[v.len() / 2])
+    Ok((v[v.len() / 2], v[0]))
+}
+
+/// Median of `iterations` timed runs of `f` (after one warm-up run), in ms.
+fn time_ms(iterations: usize, f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    Ok(time_runs(iterations, f)?.0)
 }
 
 fn jpeg_to_jpeg(c: &Colorizer, jpeg: &[u8]) -> anyhow::Result<usize> {
@@ -145,8 +155,8 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             report.threads, report.isa, iterations, report.model
         );
         println!(
-            "\n{:<12} {:>8} {:>12} {:>10}",
-            "network in", "engine", "median ms", "GFLOP/s"
+            "\n{:<12} {:>8} {:>12} {:>10} {:>10}",
+            "network in", "engine", "median ms", "GFLOP/s", "best ms"
         );
     }
     for &(w, h) in &sizes {
@@ -154,7 +164,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         for &engine in &engines {
             let c = base.clone().with_engine(engine);
             let l = vec![50.0f32; w * h];
-            let ms = time_ms(iterations, || {
+            let (ms, min_ms) = time_runs(iterations, || {
                 std::hint::black_box(c.predict_ab(&l, w, h)?);
                 Ok(())
             })?;
@@ -163,18 +173,28 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 width: w,
                 height: h,
                 median_ms: ms,
+                min_ms,
                 gflops_per_s: gflop / (ms / 1e3),
             };
             if !args.json {
                 println!(
-                    "{:<12} {:>8} {:>12.1} {:>10.1}",
+                    "{:<12} {:>8} {:>12.1} {:>10.1} {:>10.1}",
                     format!("{w}x{h}"),
                     r.engine,
                     r.median_ms,
-                    r.gflops_per_s
+                    r.gflops_per_s,
+                    r.min_ms
                 );
             }
             report.network.push(r);
+        }
+    }
+    if !args.json {
+        for &(w, h) in &sizes {
+            println!(
+                "native engine arena at {w}x{h}: {:.0} MiB (every activation of the forward pass, planned into one buffer)",
+                graph.plan(1, h, w)?.arena_bytes() as f64 / (1 << 20) as f64
+            );
         }
     }
     if args.profile && !args.json {
