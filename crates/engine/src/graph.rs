@@ -16,7 +16,7 @@ use crate::attention::{scratch_len, self_attention};
 use crate::conv::{Dst, PackedConv, Src};
 use crate::error::EngineError;
 use crate::isa::Isa;
-use crate::ops::{ResizeMode, avg_pool, max_pool, pixel_shuffle, pool_output_size, resize};
+use crate::ops::{PoolKind, ResizeMode, pixel_shuffle, pool, pool_output_size, resize};
 
 /// A value of a [`Graph`]: the output of one node, an NHWC tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,18 +30,12 @@ enum Op {
         conv: PackedConv,
         residual: Option<Value>,
     },
-    MaxPool {
+    Pool {
         x: Value,
         kernel: [usize; 2],
         stride: [usize; 2],
         padding: [usize; 4],
-    },
-    AvgPool {
-        x: Value,
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        padding: [usize; 4],
-        count_include_pad: bool,
+        kind: PoolKind,
     },
     Resize {
         x: Value,
@@ -206,11 +200,12 @@ impl Graph {
     ) -> Value {
         let c = self.channels(x);
         self.push(
-            Op::MaxPool {
+            Op::Pool {
                 x,
                 kernel,
                 stride,
                 padding,
+                kind: PoolKind::Max,
             },
             c,
         )
@@ -228,12 +223,12 @@ impl Graph {
     ) -> Value {
         let c = self.channels(x);
         self.push(
-            Op::AvgPool {
+            Op::Pool {
                 x,
                 kernel,
                 stride,
                 padding,
-                count_include_pad,
+                kind: PoolKind::Avg { count_include_pad },
             },
             c,
         )
@@ -431,17 +426,7 @@ impl Graph {
                     }
                     out
                 }
-                Op::MaxPool {
-                    x,
-                    kernel,
-                    stride,
-                    padding,
-                } => {
-                    let (h, w) = shapes[x.0];
-                    pool_output_size(h, w, *kernel, *stride, *padding)
-                        .ok_or_else(|| too_small("a max-pool"))?
-                }
-                Op::AvgPool {
+                Op::Pool {
                     x,
                     kernel,
                     stride,
@@ -450,7 +435,7 @@ impl Graph {
                 } => {
                     let (h, w) = shapes[x.0];
                     pool_output_size(h, w, *kernel, *stride, *padding)
-                        .ok_or_else(|| too_small("an average pool"))?
+                        .ok_or_else(|| too_small("a pooling window"))?
                 }
                 Op::Resize { like, .. } => shapes[like.0],
                 Op::Attention { x, .. } => shapes[x.0],
@@ -480,10 +465,7 @@ impl Graph {
             let inputs: Vec<Value> = match &node.op {
                 Op::Input => vec![],
                 Op::Conv { x, residual, .. } => std::iter::once(*x).chain(*residual).collect(),
-                Op::MaxPool { x, .. }
-                | Op::AvgPool { x, .. }
-                | Op::Resize { x, .. }
-                | Op::PixelShuffle { x, .. } => vec![*x],
+                Op::Pool { x, .. } | Op::Resize { x, .. } | Op::PixelShuffle { x, .. } => vec![*x],
                 Op::Concat { .. } => vec![],
                 Op::Attention { f, g, h, x, .. } => vec![*f, *g, *h, *x],
             };
@@ -718,12 +700,23 @@ impl Graph {
                 Op::Conv { x, conv, residual } => unsafe {
                     conv.run_views(src(*x), out, residual.map(src));
                 },
-                Op::MaxPool {
+                Op::Pool {
                     x,
                     kernel,
                     stride,
                     padding,
-                } => unsafe { max_pool(src(*x), out, node.channels, *kernel, *stride, *padding) },
+                    kind,
+                } => unsafe {
+                    pool(
+                        src(*x),
+                        out,
+                        node.channels,
+                        *kernel,
+                        *stride,
+                        *padding,
+                        *kind,
+                    )
+                },
                 Op::Resize { x, mode, .. } => unsafe {
                     resize(
                         src(*x),
@@ -732,23 +725,6 @@ impl Graph {
                         place.height,
                         place.width,
                         *mode,
-                    )
-                },
-                Op::AvgPool {
-                    x,
-                    kernel,
-                    stride,
-                    padding,
-                    count_include_pad,
-                } => unsafe {
-                    avg_pool(
-                        src(*x),
-                        out,
-                        node.channels,
-                        *kernel,
-                        *stride,
-                        *padding,
-                        *count_include_pad,
                     )
                 },
                 Op::PixelShuffle { x, factor } => unsafe {
@@ -776,9 +752,16 @@ impl Graph {
                         conv.name().to_string(),
                         2.0 * conv.spec().macs(plan.batch * place.height * place.width) as f64,
                     ),
-                    Op::MaxPool { .. } => ("max_pool".to_string(), 0.0),
+                    Op::Pool { kind, .. } => (
+                        if *kind == PoolKind::Max {
+                            "max_pool"
+                        } else {
+                            "avg_pool"
+                        }
+                        .to_string(),
+                        0.0,
+                    ),
                     Op::Resize { .. } => ("resize".to_string(), 0.0),
-                    Op::AvgPool { .. } => ("avg_pool".to_string(), 0.0),
                     Op::PixelShuffle { .. } => ("pixel_shuffle".to_string(), 0.0),
                     Op::Attention { f, .. } => {
                         let pixels = place.height * place.width;

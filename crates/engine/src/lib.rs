@@ -28,4 +28,4 @@ pub use conv::{Activation, ConvSpec, PackedConv};
 pub use error::EngineError;
 pub use graph::{Graph, OpTiming, Plan, Value};
 pub use isa::Isa;
-pub use ops::ResizeMode;
+pub use ops::{PoolKind, ResizeMode};

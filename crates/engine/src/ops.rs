@@ -36,18 +36,32 @@ pub(crate) fn pool_output_size(
     ))
 }
 
-/// Max-pooling of `channels` channels.
+/// What a pooling window computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    /// The maximum; padding counts as −∞ (never chosen).
+    Max,
+    /// The mean. With `count_include_pad` (PyTorch's default) padded taps count in the divisor
+    /// (taps beyond the padding never do); without it, only taps inside the image.
+    Avg {
+        /// Whether padded taps count in the divisor.
+        count_include_pad: bool,
+    },
+}
+
+/// Max- or average pooling of `channels` channels (floor mode).
 ///
 /// # Safety
 /// `src` addresses its pixels' first `channels` values; `dst` has room for
 /// `batch · oh · ow` pixels of `channels` values and overlaps nothing `src` reads.
-pub(crate) unsafe fn max_pool(
+pub(crate) unsafe fn pool(
     src: Src,
     dst: Dst,
     channels: usize,
     kernel: [usize; 2],
     stride: [usize; 2],
     padding: [usize; 4],
+    kind: PoolKind,
 ) {
     let Some((oh, ow)) = pool_output_size(src.height, src.width, kernel, stride, padding) else {
         return;
@@ -58,76 +72,43 @@ pub(crate) unsafe fn max_pool(
             let p = (b * oh + oy) * ow + ox;
             // SAFETY: output pixel `p` is inside the destination view; rows are disjoint.
             let acc = unsafe { std::slice::from_raw_parts_mut(dst.pixel(p), channels) };
-            acc.fill(f32::NEG_INFINITY);
-            for ky in 0..kernel[0] {
-                let iy = (oy * stride[0] + ky) as isize - padding[0] as isize;
-                if iy < 0 || iy as usize >= src.height {
-                    continue;
-                }
-                for kx in 0..kernel[1] {
-                    let ix = (ox * stride[1] + kx) as isize - padding[1] as isize;
-                    if ix < 0 || ix as usize >= src.width {
-                        continue;
-                    }
-                    let pixel = (b * src.height + iy as usize) * src.width + ix as usize;
-                    // SAFETY: the pixel is inside the source view (caller's contract).
-                    let v = unsafe { std::slice::from_raw_parts(src.pixel(pixel), channels) };
-                    for (a, &x) in acc.iter_mut().zip(v) {
-                        *a = a.max(x);
-                    }
-                }
-            }
-        }
-    });
-}
-
-/// Average pooling of `channels` channels (floor mode). With `count_include_pad` (PyTorch's
-/// default) the divisor is always `kh · kw`; without it, the number of taps inside the image.
-///
-/// # Safety
-/// As [`max_pool`].
-pub(crate) unsafe fn avg_pool(
-    src: Src,
-    dst: Dst,
-    channels: usize,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 4],
-    count_include_pad: bool,
-) {
-    let Some((oh, ow)) = pool_output_size(src.height, src.width, kernel, stride, padding) else {
-        return;
-    };
-    (0..src.batch * oh).into_par_iter().for_each(|row| {
-        let (b, oy) = (row / oh, row % oh);
-        for ox in 0..ow {
-            let p = (b * oh + oy) * ow + ox;
-            // SAFETY: output pixel `p` is inside the destination view; rows are disjoint.
-            let acc = unsafe { std::slice::from_raw_parts_mut(dst.pixel(p), channels) };
-            acc.fill(0.0);
+            acc.fill(if kind == PoolKind::Max {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            });
             let mut count = 0usize;
             for ky in 0..kernel[0] {
                 let iy = (oy * stride[0] + ky) as isize - padding[0] as isize;
                 for kx in 0..kernel[1] {
                     let ix = (ox * stride[1] + kx) as isize - padding[1] as isize;
-                    // PyTorch counts padded taps but never taps beyond the padding.
-                    let in_padded = iy < (src.height + padding[2]) as isize
-                        && ix < (src.width + padding[3]) as isize;
                     if iy < 0 || ix < 0 || iy as usize >= src.height || ix as usize >= src.width {
-                        count += (count_include_pad && in_padded) as usize;
+                        let in_padding = iy < (src.height + padding[2]) as isize
+                            && ix < (src.width + padding[3]) as isize;
+                        if kind
+                            == (PoolKind::Avg {
+                                count_include_pad: true,
+                            })
+                            && in_padding
+                        {
+                            count += 1;
+                        }
                         continue;
                     }
                     count += 1;
                     let pixel = (b * src.height + iy as usize) * src.width + ix as usize;
                     // SAFETY: the pixel is inside the source view (caller's contract).
                     let v = unsafe { std::slice::from_raw_parts(src.pixel(pixel), channels) };
-                    for (a, &x) in acc.iter_mut().zip(v) {
-                        *a += x;
+                    match kind {
+                        PoolKind::Max => acc.iter_mut().zip(v).for_each(|(a, &x)| *a = a.max(x)),
+                        PoolKind::Avg { .. } => acc.iter_mut().zip(v).for_each(|(a, &x)| *a += x),
                     }
                 }
             }
-            let inv = 1.0 / count.max(1) as f32;
-            acc.iter_mut().for_each(|a| *a *= inv);
+            if matches!(kind, PoolKind::Avg { .. }) {
+                let inv = 1.0 / count.max(1) as f32;
+                acc.iter_mut().for_each(|a| *a *= inv);
+            }
         }
     });
 }
@@ -161,7 +142,7 @@ pub(crate) unsafe fn pixel_shuffle(src: Src, dst: Dst, channels: usize, r: usize
 /// Resizes `channels` channels to `oh x ow`.
 ///
 /// # Safety
-/// As [`max_pool`], with `dst` holding `batch · oh · ow` pixels.
+/// As [`pool`], with `dst` holding `batch · oh · ow` pixels.
 pub(crate) unsafe fn resize(
     src: Src,
     dst: Dst,
