@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use rayon::prelude::*;
+
 use crate::attention::{scratch_len, self_attention};
 use crate::conv::{Dst, PackedConv, Src};
 use crate::error::EngineError;
@@ -45,6 +47,9 @@ enum Op {
     PixelShuffle {
         x: Value,
         factor: usize,
+    },
+    Copy {
+        x: Value,
     },
     Concat {
         xs: Vec<Value>,
@@ -306,6 +311,28 @@ impl Graph {
     /// concatenation, or appears twice.
     pub fn concat(&mut self, xs: &[Value]) -> Result<Value, EngineError> {
         for (i, x) in xs.iter().enumerate() {
+            if xs[..i].contains(x) {
+                return Err(EngineError::Shape(format!(
+                    "value {} cannot join a second concatenation",
+                    x.0
+                )));
+            }
+        }
+        // The graph's input is copied in rather than aliased: aliasing would keep the whole
+        // concatenation buffer (at a U-Net's full resolution, the largest) alive from the first
+        // op to the last.
+        let xs: Vec<Value> = xs
+            .iter()
+            .map(|&x| {
+                if matches!(self.nodes[x.0].op, Op::Input) {
+                    let c = self.channels(x);
+                    self.push(Op::Copy { x }, c)
+                } else {
+                    x
+                }
+            })
+            .collect();
+        for (i, x) in xs.iter().enumerate() {
             let node = &self.nodes[x.0];
             if node.alias.is_some() || matches!(node.op, Op::Concat { .. }) || xs[..i].contains(x) {
                 return Err(EngineError::Shape(format!(
@@ -317,11 +344,11 @@ impl Graph {
         let total = xs.iter().map(|&x| self.channels(x)).sum();
         let id = self.nodes.len();
         let mut offset = 0;
-        for &x in xs {
+        for &x in &xs {
             self.nodes[x.0].alias = Some((id, offset));
             offset += self.channels(x);
         }
-        Ok(self.push(Op::Concat { xs: xs.to_vec() }, total))
+        Ok(self.push(Op::Concat { xs }, total))
     }
 
     /// Marks the graph's output.
@@ -438,7 +465,7 @@ impl Graph {
                         .ok_or_else(|| too_small("a pooling window"))?
                 }
                 Op::Resize { like, .. } => shapes[like.0],
-                Op::Attention { x, .. } => shapes[x.0],
+                Op::Attention { x, .. } | Op::Copy { x } => shapes[x.0],
                 Op::PixelShuffle { x, factor } => (shapes[x.0].0 * factor, shapes[x.0].1 * factor),
                 Op::Concat { xs } => {
                     let s = shapes[xs[0].0];
@@ -465,7 +492,10 @@ impl Graph {
             let inputs: Vec<Value> = match &node.op {
                 Op::Input => vec![],
                 Op::Conv { x, residual, .. } => std::iter::once(*x).chain(*residual).collect(),
-                Op::Pool { x, .. } | Op::Resize { x, .. } | Op::PixelShuffle { x, .. } => vec![*x],
+                Op::Pool { x, .. }
+                | Op::Resize { x, .. }
+                | Op::PixelShuffle { x, .. }
+                | Op::Copy { x } => vec![*x],
                 Op::Concat { .. } => vec![],
                 Op::Attention { f, g, h, x, .. } => vec![*f, *g, *h, *x],
             };
@@ -743,6 +773,19 @@ impl Graph {
                         arena.add(plan.scratch[i]),
                     )
                 },
+                Op::Copy { x } => {
+                    let (from, c) = (src(*x), node.channels);
+                    (0..plan.batch * place.height)
+                        .into_par_iter()
+                        .for_each(|row| {
+                            for p in row * place.width..(row + 1) * place.width {
+                                // SAFETY: pixel `p` is inside both views; rows are disjoint.
+                                unsafe {
+                                    std::ptr::copy_nonoverlapping(from.pixel(p), out.pixel(p), c)
+                                };
+                            }
+                        });
+                }
                 Op::Concat { .. } => {}
             }
             if let (Some(t), Some(start)) = (timings.as_deref_mut(), start) {
@@ -772,6 +815,7 @@ impl Graph {
                         )
                     }
                     Op::Concat { .. } => ("concat".to_string(), 0.0),
+                    Op::Copy { .. } => ("copy".to_string(), 0.0),
                 };
                 t.push(OpTiming {
                     name,
