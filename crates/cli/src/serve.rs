@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use colorize_models::EngineKind;
 use colorize_server::{ModelSource, Retention, ServerConfig};
 
-use crate::commands::{BUNDLED_CONFIG, BUNDLED_WEIGHTS, select_device, set_threads};
+use crate::commands::{BUNDLED_CONFIG, BUNDLED_WEIGHTS, EngineArg, select_device, set_threads};
 
 /// Flags of `colorize serve`.
 #[derive(Args, Debug)]
@@ -46,6 +47,9 @@ pub struct ServeArgs {
     /// CPU threads for the network (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<u16>,
+    /// Forward pass: `native` (colorize's engine) or `burn` (for comparison).
+    #[arg(long, value_enum, default_value_t = EngineArg::Native)]
+    pub engine: EngineArg,
 }
 
 /// Runs the server until Ctrl+C or SIGTERM.
@@ -73,6 +77,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let mut config = ServerConfig::new(args.data_dir, models, select_device());
+    config.engine = match args.engine {
+        EngineArg::Native => EngineKind::Native,
+        EngineArg::Burn => EngineKind::Burn,
+        EngineArg::All => anyhow::bail!("--engine all is only for `colorize bench`"),
+    };
     config.bind = args.bind;
     config.workers = args.workers.into();
     config.queue_capacity = args.queue.into();

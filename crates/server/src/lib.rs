@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub models: Vec<ModelSource>,
     /// The compute device the workers run on.
     pub device: Device,
+    /// Which forward pass runs the networks (default: the native engine).
+    pub engine: colorize_models::EngineKind,
     /// Inference worker threads (default 1: the network already uses every core).
     pub workers: usize,
     /// Jobs that may wait for a worker before uploads are answered 503 (default 8).
@@ -71,6 +73,7 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             models,
             device,
+            engine: colorize_models::EngineKind::Native,
             workers: 1,
             queue_capacity: 8,
             body_limit: 20_000_000,
@@ -132,6 +135,7 @@ impl App {
         let pool = Pool::start(
             &config.models,
             &config.device,
+            config.engine,
             config.workers,
             config.queue_capacity,
             store.clone(),

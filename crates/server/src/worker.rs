@@ -18,7 +18,7 @@ use burn::prelude::Device;
 use bytes::Bytes;
 use colorize_core::DecodeLimits;
 use colorize_core::io::{OutputFormat, decode_image_bytes, encode_image_bytes, to_output_pixels};
-use colorize_models::Colorizer;
+use colorize_models::{Colorizer, EngineKind};
 use tokio::sync::oneshot;
 
 use crate::error::{ApiError, ServerError, from_decode_error};
@@ -54,7 +54,7 @@ impl ModelSource {
         }
     }
 
-    fn load(&self, device: &Device) -> Result<Colorizer, ServerError> {
+    fn load(&self, device: &Device, engine: EngineKind) -> Result<Colorizer, ServerError> {
         let result = match self {
             Self::Bytes {
                 name,
@@ -68,6 +68,12 @@ impl ModelSource {
             ),
             Self::Dir { path, .. } => Colorizer::load(path, device),
         };
+        let result = result.map(|c| c.with_engine(engine)).and_then(|c| {
+            if engine == EngineKind::Native {
+                c.graph()?;
+            }
+            Ok(c)
+        });
         result.map_err(|source| ServerError::Model {
             name: self.name().to_string(),
             source,
@@ -126,13 +132,16 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// Starts `workers` threads, each loading every model; returns once all are ready.
+    /// Starts `workers` threads, each loading every model (and compiling it for the native
+    /// engine, so the first upload does not pay for that); returns once all are ready.
     ///
     /// # Errors
-    /// The first model that fails to load.
+    /// The first model that fails to load or compile.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         sources: &[ModelSource],
         device: &Device,
+        engine: EngineKind,
         workers: usize,
         capacity: usize,
         store: ImageStore,
@@ -161,7 +170,7 @@ impl Pool {
                 .name(format!("colorize-worker-{i}"))
                 .spawn(move || {
                     let loaded: Result<Vec<Colorizer>, ServerError> =
-                        sources.iter().map(|s| s.load(&device)).collect();
+                        sources.iter().map(|s| s.load(&device, engine)).collect();
                     match loaded {
                         Ok(models) => {
                             let infos = sources
