@@ -13,7 +13,7 @@
 //! - [`attention`]: SAGAN self-attention on the convolution kernels.
 //! - [`fold`]: batch, spectral and weight norm folded into plain weights at load time.
 //! - [`graph`]: graph building, memory planning and execution.
-//! - [`reference`]: naive, obviously-correct versions for tests.
+//! - [`reference`](mod@reference): naive, obviously-correct versions for tests.
 
 pub mod attention;
 pub mod conv;

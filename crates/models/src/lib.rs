@@ -4,7 +4,7 @@
 //! - [`unet_resnet`]: the U-Net generator over a ResNet encoder (ResNet-34 and light presets).
 //! - [`blocks`]: parts shared by networks (ResNet basic blocks).
 //! - [`model_dir`]: `config.json` + `model.safetensors` directories, loading with weight checks.
-//! - [`compile`]: a loaded network → a `colorize_engine::Graph` (batch norm folded, fused,
+//! - [`compile`](mod@compile): a loaded network → a `colorize_engine::Graph` (batch norm folded, fused,
 //!   packed), what [`Colorizer`] runs by default.
 //! - [`colorizer`]: the pipeline — full-size L → render size → network → ab → full size → sRGB.
 //!
