@@ -359,7 +359,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
 /// Network presets for `--preset`.
 #[derive(ValueEnum, Debug, Clone, Copy)]
 pub enum PresetArg {
-    /// ResNet-18 depths, half widths (~3.6 M parameters): trains on 2 CPU cores.
+    /// ResNet-18 depths, half widths (~3.4 M parameters): trains on 2 CPU cores.
     Light,
     /// The full ResNet-34 encoder (~24 M parameters).
     Resnet34,

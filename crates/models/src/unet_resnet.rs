@@ -61,7 +61,7 @@ impl UnetResnetConfig {
     }
 
     /// A light preset that trains in reasonable time on 2 CPU cores: ResNet-18 depths (2-2-2-2),
-    /// half the widths (32/64/128/256), decoder 128-64-32-32-16 (about 3.6 M parameters).
+    /// half the widths (32/64/128/256), decoder 128-64-32-32-16 (about 3.4 M parameters).
     pub fn light() -> Self {
         Self {
             stem_width: 32,
