@@ -5,13 +5,15 @@
 //! kernel tap, one pointer per output pixel to the `in_channels` contiguous values of the input
 //! pixel under that tap (or to a zero row where the tap falls in the padding) — the *indirection
 //! buffer* of Dukhan, "The Indirect Convolution Algorithm" (arXiv:1907.02129), as XNNPACK does it.
-//! One kernel therefore covers any kernel size, stride, dilation and padding, and inputs and
-//! outputs may be channel slices of wider buffers (a pixel stride larger than the channel count),
-//! which is how concatenation is planned without copies.
+//! One kernel therefore covers any kernel size, stride, dilation and padding — and transposed
+//! convolutions, whose gather form is the same loop with another input coordinate per tap — and
+//! inputs and outputs may be channel slices of wider buffers (a pixel stride larger than the
+//! channel count), which is how concatenation is planned without copies. Pixels whose taps all
+//! fall inside the input get their pointers by one add per tap; only border pixels are checked.
 //!
 //! Weights are packed once at load time into panels of `nr` output channels (`[taps · in][nr]`,
 //! zero-padded), and the epilogue fuses bias (batch norm already folded in by the caller),
-//! residual addition and ReLU (or tanh) before the single store of each output value.
+//! residual addition and ReLU, tanh or sigmoid before the single store of each output value.
 
 use std::cell::RefCell;
 
