@@ -44,13 +44,15 @@ Presets (`--make-model ... --preset`) are exactly `UnetResnetConfig::resnet34()`
 multiples of 32 so that every skip connection is exactly aligned.
 
 The Rust side is run as
-`colorize --threads T bench --model DIR --engine all --network-size WxH ... --iterations N --json`
-and its stdout is read as one JSON object
-`{"threads": T, "network": [{"engine": "native"|"burn", "width": W, "height": H, "median_ms": X}]}`.
+`colorize bench --threads T --model DIR --engine all --network-only --network-size WxH ...
+--iterations N --json` (`--engine native` with `--no-burn`) and its stdout is read as one JSON
+object `{"threads": T, "network": [{"engine": "native"|"burn", "width": W, "height": H,
+"median_ms": X, "min_ms": Y}]}`.
 `--colorize PATH` names the binary (a command line such as "cargo run --release --" also works);
 the default is target/release/colorize when it exists, otherwise `cargo run --release --`.
 Each round runs ONNX Runtime over every size, then the Rust command, so both are measured on the
-same machine state; `--rounds N` repeats that and reports each side's median over the rounds.
+same machine state; `--rounds N` repeats that and reports each side's median over the rounds and
+the best single run of all rounds (on a shared VM the medians carry other tenants' load).
 
 GFLOP counts 2 x multiply-accumulates of every convolution (the 1x1 shortcuts and the head
 included); BN, ReLU, pooling, resizing and tanh are not counted.
