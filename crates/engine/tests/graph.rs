@@ -338,3 +338,57 @@ fn self_attention_matches_the_formula() {
     };
     assert!(g.self_attention(x0, bad, ok(1), ok(8), 1.0).is_err());
 }
+
+/// The server runs one graph from several worker threads at once: each run takes its own arena
+/// from the pool, so concurrent results equal sequential ones.
+#[test]
+fn concurrent_runs_match_sequential_runs() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let isa = Isa::detect();
+    let (w1, w2) = (random(16 * 9, &mut rng), random(8 * 16 * 9, &mut rng));
+    let (mut g, x0) = Graph::new(1);
+    let x1 = g
+        .conv(
+            x0,
+            PackedConv::new(
+                "a",
+                ConvSpec::square(1, 16, 3, 2, 1),
+                &w1,
+                None,
+                Activation::Relu,
+                isa,
+            )
+            .unwrap(),
+            None,
+        )
+        .unwrap();
+    let x2 = g
+        .conv(
+            x1,
+            PackedConv::new(
+                "b",
+                ConvSpec::square(16, 8, 3, 1, 1),
+                &w2,
+                None,
+                Activation::Tanh,
+                isa,
+            )
+            .unwrap(),
+            None,
+        )
+        .unwrap();
+    g.set_output(x2);
+    let inputs: Vec<Vec<f32>> = (0..6).map(|_| random(40 * 56, &mut rng)).collect();
+    let sequential: Vec<Vec<f32>> = inputs
+        .iter()
+        .map(|x| g.run(x, 1, 40, 56).unwrap())
+        .collect();
+    let concurrent: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let handles: Vec<_> = inputs
+            .iter()
+            .map(|x| s.spawn(|| g.run(x, 1, 40, 56).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(sequential, concurrent);
+}
