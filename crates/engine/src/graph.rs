@@ -195,13 +195,14 @@ impl Graph {
         Ok(self.push(Op::Conv { x, conv, residual }, spec.out_channels))
     }
 
-    /// Adds a max-pool (floor mode, padding counts as −∞).
-    pub fn max_pool(
+    /// Adds a pooling window of `kind` (floor mode; see [`PoolKind`] for the padding rules).
+    pub fn pool(
         &mut self,
         x: Value,
         kernel: [usize; 2],
         stride: [usize; 2],
         padding: [usize; 4],
+        kind: PoolKind,
     ) -> Value {
         let c = self.channels(x);
         self.push(
@@ -210,10 +211,21 @@ impl Graph {
                 kernel,
                 stride,
                 padding,
-                kind: PoolKind::Max,
+                kind,
             },
             c,
         )
+    }
+
+    /// Adds a max-pool (floor mode, padding counts as −∞).
+    pub fn max_pool(
+        &mut self,
+        x: Value,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 4],
+    ) -> Value {
+        self.pool(x, kernel, stride, padding, PoolKind::Max)
     }
 
     /// Adds an average pool (floor mode); `count_include_pad` as PyTorch's `AvgPool2d` (whose
@@ -226,16 +238,12 @@ impl Graph {
         padding: [usize; 4],
         count_include_pad: bool,
     ) -> Value {
-        let c = self.channels(x);
-        self.push(
-            Op::Pool {
-                x,
-                kernel,
-                stride,
-                padding,
-                kind: PoolKind::Avg { count_include_pad },
-            },
-            c,
+        self.pool(
+            x,
+            kernel,
+            stride,
+            padding,
+            PoolKind::Avg { count_include_pad },
         )
     }
 
