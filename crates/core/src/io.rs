@@ -224,12 +224,14 @@ pub fn to_output_pixels(
     use rayon::prelude::*;
     let (w, h) = rgb.dimensions();
     // Our own parallel loop: image's generic conversion takes ~8 ms for a 1024x768 photo.
+    // Rounding is `+ 0.5` then truncation (the values are non-negative), which vectorises;
+    // `f32::round` is a libm call per value without SSE4.1.
     if high_bit_depth && format.supports_16_bit() {
         let px: Vec<u16> = rgb
             .as_raw()
             .par_iter()
             .with_min_len(1 << 14)
-            .map(|&v| (v.clamp(0.0, 1.0) * 65535.0).round() as u16)
+            .map(|&v| (v.clamp(0.0, 1.0) * 65535.0 + 0.5) as u16)
             .collect();
         DynamicImage::ImageRgb16(image::ImageBuffer::from_raw(w, h, px).expect("same size"))
     } else {
@@ -237,7 +239,7 @@ pub fn to_output_pixels(
             .as_raw()
             .par_iter()
             .with_min_len(1 << 14)
-            .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .map(|&v| (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8)
             .collect();
         DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, px).expect("same size"))
     }
