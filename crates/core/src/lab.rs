@@ -112,48 +112,28 @@ pub fn lightness_of(image: &DynamicImage) -> (usize, usize, Vec<f32>) {
             + SRGB_TO_XYZ[1][1] * lin[g as usize]
             + SRGB_TO_XYZ[1][2] * lin[b as usize]
     };
-    let l_of_y = lightness_from_luminance;
     const CHUNK: usize = 16 * 1024;
+    // Gray pixels (`step` bytes each, gray first): one L per code value.
+    let gray = |raw: &[u8], step: usize| -> Vec<f32> {
+        let table: [f32; 256] =
+            std::array::from_fn(|v| lightness_from_luminance(y_of(v as u8, v as u8, v as u8)));
+        raw.par_chunks_exact(step)
+            .with_min_len(CHUNK)
+            .map(|p| table[p[0] as usize])
+            .collect()
+    };
+    // Colour pixels (`step` bytes each, RGB first).
+    let colour = |raw: &[u8], step: usize| -> Vec<f32> {
+        raw.par_chunks_exact(step)
+            .with_min_len(CHUNK)
+            .map(|p| lightness_from_luminance(y_of(p[0], p[1], p[2])))
+            .collect()
+    };
     match image {
-        DynamicImage::ImageLuma8(g) => {
-            let table: [f32; 256] =
-                std::array::from_fn(|v| l_of_y(y_of(v as u8, v as u8, v as u8)));
-            (
-                w,
-                h,
-                g.as_raw()
-                    .par_iter()
-                    .with_min_len(CHUNK)
-                    .map(|&v| table[v as usize])
-                    .collect(),
-            )
-        }
-        DynamicImage::ImageLumaA8(g) => {
-            let table: [f32; 256] =
-                std::array::from_fn(|v| l_of_y(y_of(v as u8, v as u8, v as u8)));
-            let l = g
-                .as_raw()
-                .par_chunks_exact(2)
-                .with_min_len(CHUNK)
-                .map(|p| table[p[0] as usize]);
-            (w, h, l.collect())
-        }
-        DynamicImage::ImageRgb8(rgb) => {
-            let l = rgb
-                .as_raw()
-                .par_chunks_exact(3)
-                .with_min_len(CHUNK)
-                .map(|p| l_of_y(y_of(p[0], p[1], p[2])));
-            (w, h, l.collect())
-        }
-        DynamicImage::ImageRgba8(rgba) => {
-            let l = rgba
-                .as_raw()
-                .par_chunks_exact(4)
-                .with_min_len(CHUNK)
-                .map(|p| l_of_y(y_of(p[0], p[1], p[2])));
-            (w, h, l.collect())
-        }
+        DynamicImage::ImageLuma8(g) => (w, h, gray(g.as_raw(), 1)),
+        DynamicImage::ImageLumaA8(g) => (w, h, gray(g.as_raw(), 2)),
+        DynamicImage::ImageRgb8(rgb) => (w, h, colour(rgb.as_raw(), 3)),
+        DynamicImage::ImageRgba8(rgba) => (w, h, colour(rgba.as_raw(), 4)),
         _ => {
             let rgb = image.to_rgb32f();
             (w, h, srgb_to_lightness(rgb.as_raw()))
