@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use colorize_core::OutputFormat;
 use colorize_core::io::{DecodeLimits, decode_image_bytes, encode_image_bytes, to_output_pixels};
-use colorize_models::{Colorizer, render_dims};
+use colorize_models::Colorizer;
 use image::{DynamicImage, RgbImage};
 use serde::Serialize;
 
@@ -28,6 +28,12 @@ pub struct BenchArgs {
     /// Skip the pipeline and end-to-end measurements (network only).
     #[arg(long)]
     pub network_only: bool,
+    /// Frames in the batch-prediction measurement (0 skips it).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub batch: usize,
+    /// Network input size of each frame in the batch-prediction measurement.
+    #[arg(long, value_name = "WxH", value_parser = parse_size, default_value = "480x320")]
+    pub batch_frame: (usize, usize),
     /// Also print the time of every op of the native engine at the first network size.
     #[arg(long)]
     pub profile: bool,
@@ -73,12 +79,29 @@ struct PipelineResult {
     jpeg_to_jpeg_ms: f64,
 }
 
+/// `Colorizer::predict` on `frames` inputs of one size: one call per frame against one call for
+/// the whole batch.
+#[derive(Serialize)]
+struct BatchResult {
+    engine: &'static str,
+    frames: usize,
+    width: usize,
+    height: usize,
+    /// Median ms per frame, one `predict` call per frame.
+    one_at_a_time_ms_per_frame: f64,
+    /// Median ms per frame, one `predict` call for all frames.
+    batched_ms_per_frame: f64,
+    /// `one_at_a_time / batched`.
+    speedup: f64,
+}
+
 #[derive(Serialize)]
 struct Report {
     threads: usize,
     isa: String,
     model: String,
     network: Vec<NetworkResult>,
+    batch: Vec<BatchResult>,
     pipeline: Vec<PipelineResult>,
     peak_rss_mib: Option<f64>,
 }
@@ -146,6 +169,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         isa: base.isa().to_string(),
         model: base.config().description.clone(),
         network: Vec::new(),
+        batch: Vec::new(),
         pipeline: Vec::new(),
         peak_rss_mib: None,
     };
@@ -187,6 +211,58 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 );
             }
             report.network.push(r);
+        }
+    }
+    if args.batch > 0 {
+        let (w, h) = args.batch_frame;
+        let n = args.batch;
+        if !args.json {
+            println!(
+                "\n{:<16} {:>8} {:>20} {:>16} {:>8}",
+                "batch", "engine", "one by one ms/frame", "batched ms/frame", "speedup"
+            );
+        }
+        for &engine in &engines {
+            let c = base.clone().with_engine(engine);
+            // Distinct frames (a slow pan over a gradient), as a film would give.
+            let inputs: Vec<_> = (0..n)
+                .map(|k| {
+                    let l: Vec<f32> = (0..w * h)
+                        .map(|i| ((i % w + 3 * k) as f32 / w as f32 * 100.0).min(100.0))
+                        .collect();
+                    c.prepare_resized(w, h, &l)
+                })
+                .collect();
+            let one = time_ms(iterations, || {
+                for x in &inputs {
+                    std::hint::black_box(c.predict(std::slice::from_ref(x))?);
+                }
+                Ok(())
+            })? / n as f64;
+            let batched = time_ms(iterations, || {
+                std::hint::black_box(c.predict(&inputs)?);
+                Ok(())
+            })? / n as f64;
+            let r = BatchResult {
+                engine: engine.name(),
+                frames: n,
+                width: w,
+                height: h,
+                one_at_a_time_ms_per_frame: one,
+                batched_ms_per_frame: batched,
+                speedup: one / batched,
+            };
+            if !args.json {
+                println!(
+                    "{:<16} {:>8} {:>20.1} {:>16.1} {:>7.2}x",
+                    format!("{n} x {w}x{h}"),
+                    r.engine,
+                    r.one_at_a_time_ms_per_frame,
+                    r.batched_ms_per_frame,
+                    r.speedup
+                );
+            }
+            report.batch.push(r);
         }
     }
     if !args.json {
@@ -241,7 +317,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         for (w, h) in [(256u32, 256u32), (1024, 768)] {
             let photo = test_photo(w, h);
             let jpeg = encode_image_bytes(&photo, OutputFormat::Jpeg, Path::new("bench.jpg"))?;
-            let (rw, rh) = render_dims(w as usize, h as usize, base.render_size());
+            let (rw, rh) = base.network_size(w as usize, h as usize);
             for &engine in &engines {
                 let c = base.clone().with_engine(engine);
                 let l_small = vec![50.0f32; rw * rh];

@@ -1,8 +1,9 @@
 //! The subcommands: flags, device choice, progress bars and exit codes around the library calls.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -11,7 +12,7 @@ use clap::{Args, ValueEnum};
 use colorize_core::OutputFormat;
 use colorize_core::io::{DecodeLimits, decode_image, encode_image_atomic, to_output_pixels};
 use colorize_models::eval::evaluate_files;
-use colorize_models::{Colorizer, EngineKind, Isa};
+use colorize_models::{Colorizer, EngineKind, Isa, LoadOptions, ModelSource};
 use colorize_train::data::find_images;
 use colorize_train::{Preset, TrainOptions};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -106,46 +107,63 @@ impl From<IsaArg> for Isa {
     }
 }
 
+/// The bundled model as a [`ModelSource`] named `default`.
+pub fn bundled_model() -> ModelSource {
+    ModelSource::Bytes {
+        name: "default".into(),
+        config_json: Arc::from(BUNDLED_CONFIG),
+        weights: Arc::from(BUNDLED_WEIGHTS),
+    }
+}
+
+impl EngineArg {
+    /// The one engine this value names.
+    ///
+    /// # Errors
+    /// For `all`, which only `colorize bench` takes.
+    pub fn single(self) -> anyhow::Result<EngineKind> {
+        match self {
+            EngineArg::Native => Ok(EngineKind::Native),
+            EngineArg::Burn => Ok(EngineKind::Burn),
+            EngineArg::All => bail!("--engine all is only for `colorize bench`"),
+        }
+    }
+}
+
 impl ModelArgs {
     /// Sets up the thread pool and loads the model with the chosen engine.
     pub fn load(&self) -> anyhow::Result<Colorizer> {
-        let engine = match self.engine {
-            EngineArg::Native => EngineKind::Native,
-            EngineArg::Burn => EngineKind::Burn,
-            EngineArg::All => bail!("--engine all is only for `colorize bench`"),
-        };
-        Ok(self.load_any()?.with_engine(engine))
+        self.load_with(self.engine.single()?)
     }
 
     /// Sets up the thread pool and loads the model (native engine, whatever `--engine` says).
     pub fn load_any(&self) -> anyhow::Result<Colorizer> {
+        self.load_with(EngineKind::Native)
+    }
+
+    fn load_with(&self, engine: EngineKind) -> anyhow::Result<Colorizer> {
         set_threads(self.threads)?;
-        let device = select_device();
-        let colorizer = match &self.model {
-            Some(dir) => Colorizer::load(dir, &device)
-                .with_context(|| format!("cannot load model {}", dir.display()))?,
-            None => Colorizer::from_bytes(
-                BUNDLED_CONFIG,
-                BUNDLED_WEIGHTS.to_vec(),
-                Path::new("<bundled model>"),
-                &device,
-            )?,
+        if let Some(s) = self.saturation
+            && !(s.is_finite() && (0.0..=10.0).contains(&s))
+        {
+            bail!("--saturation must be between 0 and 10, not {s}");
+        }
+        let options = LoadOptions {
+            engine,
+            isa: self.isa.map(Into::into),
+            render_size: self.render_size,
+            saturation: self.saturation,
         };
-        let colorizer = match self.render_size {
-            Some(n) => colorizer.with_render_size(n),
-            None => colorizer,
+        let source = match &self.model {
+            Some(dir) => ModelSource::dir(dir)?,
+            None => bundled_model(),
         };
-        let colorizer = match self.isa {
-            Some(isa) => colorizer.with_isa(isa.into())?,
-            None => colorizer,
-        };
-        Ok(match self.saturation {
-            Some(s) if !(s.is_finite() && (0.0..=10.0).contains(&s)) => {
-                bail!("--saturation must be between 0 and 10, not {s}")
-            }
-            Some(s) => colorizer.with_saturation(s),
-            None => colorizer,
-        })
+        source
+            .load(&select_device(), &options)
+            .with_context(|| match &self.model {
+                Some(dir) => format!("cannot load model {}", dir.display()),
+                None => "cannot load the bundled model".to_string(),
+            })
     }
 
     fn limits(&self) -> DecodeLimits {

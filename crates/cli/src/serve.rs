@@ -3,15 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
-use colorize_models::EngineKind;
 use colorize_server::{ModelSource, Retention, ServerConfig};
 
-use crate::commands::{BUNDLED_CONFIG, BUNDLED_WEIGHTS, EngineArg, select_device, set_threads};
+use crate::commands::{EngineArg, bundled_model, select_device, set_threads};
 
 /// Flags of `colorize serve`.
 #[derive(Args, Debug)]
@@ -57,31 +54,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     set_threads(args.threads)?;
     let mut models = Vec::new();
     for dir in &args.models {
-        let name = dir
-            .canonicalize()
-            .unwrap_or_else(|_| dir.clone())
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_string)
-            .with_context(|| format!("{}: cannot name a model after this folder", dir.display()))?;
-        models.push(ModelSource::Dir {
-            name,
-            path: dir.clone(),
-        });
+        models.push(ModelSource::dir(dir)?);
     }
     if !models.iter().any(|m| m.name() == "default") {
-        models.push(ModelSource::Bytes {
-            name: "default".into(),
-            config_json: Arc::from(BUNDLED_CONFIG),
-            weights: Arc::from(BUNDLED_WEIGHTS),
-        });
+        models.push(bundled_model());
     }
     let mut config = ServerConfig::new(args.data_dir, models, select_device());
-    config.engine = match args.engine {
-        EngineArg::Native => EngineKind::Native,
-        EngineArg::Burn => EngineKind::Burn,
-        EngineArg::All => anyhow::bail!("--engine all is only for `colorize bench`"),
-    };
+    config.engine = args.engine.single()?;
     config.bind = args.bind;
     config.workers = args.workers.into();
     config.queue_capacity = args.queue.into();

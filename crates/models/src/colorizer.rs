@@ -5,7 +5,7 @@
 //! detail of the photo stays in the full-resolution L, which is copied to the output unchanged (up
 //! to 8-bit rounding), as in Zhang et al. 2016 (arXiv:1603.08511) and DeOldify.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use burn::prelude::*;
@@ -15,33 +15,12 @@ use colorize_core::resize::resize_plane;
 use colorize_engine::{Graph, Isa};
 use image::{DynamicImage, Rgb32FImage};
 
-use crate::compile::compile;
 use crate::error::ModelError;
-use crate::model_dir::{ModelConfig, load_model_bytes, load_model_dir};
+use crate::model_dir::{
+    CONFIG_FILE, ModelConfig, WEIGHTS_FILE, load_weights, read_model_dir, weights_to_bytes,
+};
 use crate::network::Network;
-
-/// Scale between the network's tanh output and CIELAB ab.
-pub const AB_SCALE: f32 = 110.0;
-
-/// Size granularity of the render size: the U-Net halves the resolution five times.
-pub const RENDER_MULTIPLE: usize = 32;
-
-/// The size at which the network sees an image of `width x height`: the shorter side becomes
-/// `render_size`, the longer side keeps the aspect ratio up to 4:1 (longer strips are squeezed,
-/// which the bilinear enlargement of ab undoes), and both are rounded to a multiple of 32
-/// (at least 32).
-///
-/// Returns `(render_width, render_height)`.
-pub fn render_dims(width: usize, height: usize, render_size: u32) -> (usize, usize) {
-    let short = width.min(height).max(1) as f64;
-    let scale = render_size as f64 / short;
-    let round = |v: f64| {
-        let cap = 4.0 * render_size as f64;
-        let v = v.min(cap);
-        (((v / RENDER_MULTIPLE as f64).round() as usize).max(1)) * RENDER_MULTIPLE
-    };
-    (round(width as f64 * scale), round(height as f64 * scale))
-}
+use crate::weights::Weights;
 
 /// Which forward pass runs the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,36 +44,125 @@ impl EngineKind {
     }
 }
 
-/// A loaded model ready to colourise photos. Cloning shares nothing mutable: the copy runs the
-/// same weights with its own render size and saturation (and shares the compiled engine graph).
+/// One network input, prepared from a photo's L by [`Colorizer::prepare`]: the values the
+/// network takes at the size it takes them (the model's [`crate::ModelIo`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkInput {
+    /// Width in pixels (the network size, from the render size and the size rule).
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `[channels, height, width]` planar values (1 channel for L, 3 for gray RGB), normalised as
+    /// the model's contract says.
+    pub values: Vec<f32>,
+}
+
+/// The colour a network predicted for one input: CIELAB a and b planes at the network's output
+/// size, saturation applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbPlanes {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// CIELAB a, `width · height` values (about `-110..=110`).
+    pub a: Vec<f32>,
+    /// CIELAB b, `width · height` values.
+    pub b: Vec<f32>,
+}
+
+type Shared<T> = Arc<OnceLock<Result<T, String>>>;
+
+/// A loaded model ready to colourise photos, in three stages that batch engines and video can
+/// drive separately: [`Colorizer::prepare`] (full-size L → network input),
+/// [`Colorizer::predict`] (a batch of inputs → ab) and [`Colorizer::join`] (ab + full-size L →
+/// CIELAB photo). [`Colorizer::colorize`] runs all three on one photo.
+///
+/// The native engine's graph is built straight from the named weights (no burn module); burn's
+/// network is created only when [`EngineKind::Burn`] is chosen. Cloning shares the weights and
+/// both compiled forms; each clone keeps its own render size and saturation.
 #[derive(Debug, Clone)]
 pub struct Colorizer {
-    network: Network,
     config: ModelConfig,
+    /// The safetensors bytes the model was loaded from (or serialised to, for a network in
+    /// memory), and where they came from.
+    bytes: Arc<Vec<u8>>,
+    source: PathBuf,
     device: Device,
     render_size: u32,
     saturation: f32,
     engine: EngineKind,
     isa: Isa,
-    /// The engine graph, compiled on first use for `isa` and shared by clones.
-    compiled: Arc<OnceLock<Result<Arc<Graph>, String>>>,
+    /// The engine graph, built on first use for `isa` and shared by clones.
+    compiled: Shared<Arc<Graph>>,
+    /// burn's network, created on first use with [`EngineKind::Burn`].
+    network: Shared<Arc<Network>>,
 }
 
 impl Colorizer {
-    /// Wraps a network and its config; the render size starts at the config's default.
-    pub fn new(network: Network, config: ModelConfig, device: Device) -> Self {
-        let render_size = config.render_size;
-        let saturation = config.saturation;
+    /// Wraps a network in memory (a network being trained) and its config; the render size and
+    /// saturation start at the config's defaults. The weights are serialised once so the engine
+    /// graph is built from them like any model folder's.
+    ///
+    /// # Errors
+    /// [`ModelError::Weights`] if the weights cannot be serialised.
+    pub fn new(network: Network, config: ModelConfig, device: Device) -> Result<Self, ModelError> {
+        let bytes = weights_to_bytes(&network)?;
+        let source = PathBuf::from("<network in memory>");
+        let c = Self::assemble(config, bytes, source, device);
+        c.network
+            .set(Ok(Arc::new(network)))
+            .expect("a new cell is empty");
+        Ok(c)
+    }
+
+    fn assemble(config: ModelConfig, bytes: Vec<u8>, source: PathBuf, device: Device) -> Self {
         Self {
-            network,
+            render_size: config.render_size,
+            saturation: config.saturation,
             config,
+            bytes: Arc::new(bytes),
+            source,
             device,
-            render_size,
-            saturation,
             engine: EngineKind::default(),
             isa: Isa::detect(),
             compiled: Arc::new(OnceLock::new()),
+            network: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Loads a model directory (`config.json` + `model.safetensors`) and builds its engine graph
+    /// (which checks every weight against the config); no burn module is created.
+    ///
+    /// # Errors
+    /// [`ModelError::Io`] when a file is missing or unreadable, then as
+    /// [`Colorizer::from_bytes`].
+    pub fn load(dir: &Path, device: &Device) -> Result<Self, ModelError> {
+        let (config, weights) = read_model_dir(dir)?;
+        Self::from_bytes(&config, weights, dir, device)
+    }
+
+    /// Loads a model from memory (the bundled model); `name` names it in errors.
+    ///
+    /// # Errors
+    /// [`ModelError::Config`] for a bad `config.json`, [`ModelError::Weights`] for a bad
+    /// safetensors file, [`ModelError::MissingWeight`], [`ModelError::WeightShape`] or
+    /// [`ModelError::UnexpectedWeight`] when the weights do not fit the architecture.
+    pub fn from_bytes(
+        config_json: &[u8],
+        weights: Vec<u8>,
+        name: &Path,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let config = ModelConfig::from_json(config_json, &name.join(CONFIG_FILE))?;
+        let source = name.join(WEIGHTS_FILE);
+        let named = Weights::from_bytes(&weights, &source)?;
+        let graph = config.network.graph(&named, Isa::detect())?;
+        let c = Self::assemble(config, weights, source, device.clone());
+        c.compiled
+            .set(Ok(Arc::new(graph)))
+            .expect("a new cell is empty");
+        Ok(c)
     }
 
     /// Chooses the forward pass (default [`EngineKind::Native`]).
@@ -128,45 +196,45 @@ impl Colorizer {
         self.isa
     }
 
-    /// The network compiled for the engine (compiled on the first call, then shared).
+    /// The engine graph, built from the named weights on the first call, then shared.
     ///
     /// # Errors
-    /// As [`compile`].
+    /// As [`crate::NetworkConfig::graph`].
     pub fn graph(&self) -> Result<Arc<Graph>, ModelError> {
-        self.compiled
-            .get_or_init(|| {
-                compile(&self.network, self.isa)
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
-            })
-            .clone()
-            .map_err(ModelError::Inference)
+        let built = self.compiled.get_or_init(|| {
+            let weights =
+                Weights::from_bytes(&self.bytes, &self.source).map_err(|e| e.to_string())?;
+            self.config
+                .network
+                .graph(&weights, self.isa)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        });
+        built.clone().map_err(ModelError::Inference)
     }
 
-    /// Loads a model directory (`config.json` + `model.safetensors`).
+    /// burn's network with the model's weights, created on the first call, then shared.
     ///
     /// # Errors
-    /// As [`load_model_dir`].
-    pub fn load(dir: &Path, device: &Device) -> Result<Self, ModelError> {
-        let (config, network) = load_model_dir(dir, device)?;
-        Ok(Self::new(network, config, device.clone()))
+    /// As [`load_weights`].
+    pub fn network(&self) -> Result<Arc<Network>, ModelError> {
+        let built = self.network.get_or_init(|| {
+            let mut network = self.config.network.init(&self.device);
+            load_weights(&mut network, self.bytes.to_vec(), &self.source)
+                .map(|()| Arc::new(network))
+                .map_err(|e| e.to_string())
+        });
+        built.clone().map_err(ModelError::Inference)
     }
 
-    /// Loads a model from memory (the bundled model); `name` names it in errors.
-    ///
-    /// # Errors
-    /// As [`load_model_bytes`].
-    pub fn from_bytes(
-        config_json: &[u8],
-        weights: Vec<u8>,
-        name: &Path,
-        device: &Device,
-    ) -> Result<Self, ModelError> {
-        let (config, network) = load_model_bytes(config_json, weights, name, device)?;
-        Ok(Self::new(network, config, device.clone()))
+    /// Whether burn's network has been created (it is only for [`EngineKind::Burn`] and
+    /// [`Colorizer::new`]).
+    pub fn has_burn_network(&self) -> bool {
+        self.network.get().is_some()
     }
 
-    /// Sets the render size (shorter side in pixels, rounded to a multiple of 32, at least 32).
+    /// Sets the render size (the shorter side in pixels for the default size rule; see
+    /// [`crate::model_io::SizeRule`]). Values below 1 are taken as 1.
     pub fn with_render_size(mut self, render_size: u32) -> Self {
         self.render_size = render_size.max(1);
         self
@@ -198,86 +266,198 @@ impl Colorizer {
         &self.config
     }
 
-    /// The network.
-    pub fn network(&self) -> &Network {
-        &self.network
+    /// The size `(width, height)` at which the network sees a photo of `width x height` at the
+    /// current render size (the model's size rule).
+    pub fn network_size(&self, width: usize, height: usize) -> (usize, usize) {
+        self.config
+            .io
+            .size
+            .network_size(width, height, self.render_size)
+    }
+
+    /// Stage 1: the network input for a photo's full-size L plane (`width · height` values,
+    /// `0..=100`): L resized (area-averaged when shrinking) to the network size, then encoded as
+    /// the model's contract says (for example `(L − 50)/50`, or normalised gray RGB).
+    pub fn prepare(&self, width: usize, height: usize, l: &[f32]) -> NetworkInput {
+        let (rw, rh) = self.network_size(width, height);
+        let small = resize_plane(l, width, height, rw, rh);
+        self.prepare_resized(rw, rh, &small)
+    }
+
+    /// As [`Colorizer::prepare`] for an L plane already at the size the network should see.
+    pub fn prepare_resized(&self, width: usize, height: usize, l: &[f32]) -> NetworkInput {
+        NetworkInput {
+            width,
+            height,
+            values: self.config.io.encode_input(l),
+        }
+    }
+
+    /// Stage 2: runs the network on a batch of inputs and returns each one's a and b (CIELAB
+    /// units, at the network's output size, with the saturation applied). Consecutive inputs of
+    /// the same size run as one batch (`[batch, channels, height, width]`), which is faster per
+    /// image than one at a time.
+    ///
+    /// # Errors
+    /// [`ModelError::Inference`] if an input's length does not fit its size or the backend
+    /// fails; [`ModelError::Engine`] if the engine cannot run the network at a size.
+    pub fn predict(&self, inputs: &[NetworkInput]) -> Result<Vec<AbPlanes>, ModelError> {
+        let cin = self.config.io.input_channels();
+        for x in inputs {
+            if x.values.len() != cin * x.width * x.height {
+                return Err(ModelError::Inference(format!(
+                    "network input has {} values, {cin} x {} x {} needs {}",
+                    x.values.len(),
+                    x.height,
+                    x.width,
+                    cin * x.width * x.height
+                )));
+            }
+        }
+        let mut out = Vec::with_capacity(inputs.len());
+        let mut start = 0;
+        while start < inputs.len() {
+            let (w, h) = (inputs[start].width, inputs[start].height);
+            let mut end = start + 1;
+            while end < inputs.len() && (inputs[end].width, inputs[end].height) == (w, h) {
+                end += 1;
+            }
+            out.extend(self.predict_same_size(&inputs[start..end], w, h)?);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    fn predict_same_size(
+        &self,
+        inputs: &[NetworkInput],
+        width: usize,
+        height: usize,
+    ) -> Result<Vec<AbPlanes>, ModelError> {
+        let io = &self.config.io;
+        let (cin, cout) = (io.input_channels(), io.output_channels());
+        let batch = inputs.len();
+        let pixels = width * height;
+        let k = self.saturation;
+        let saturate = |(a, b): (Vec<f32>, Vec<f32>), ow, oh| AbPlanes {
+            width: ow,
+            height: oh,
+            a: a.into_iter().map(|v| v * k).collect(),
+            b: b.into_iter().map(|v| v * k).collect(),
+        };
+        if self.engine == EngineKind::Native {
+            let graph = self.graph()?;
+            // The engine is NHWC: one channel is already that layout; otherwise interleave.
+            let mut x = Vec::with_capacity(batch * cin * pixels);
+            for input in inputs {
+                if cin == 1 {
+                    x.extend_from_slice(&input.values);
+                } else {
+                    for p in 0..pixels {
+                        x.extend((0..cin).map(|c| input.values[c * pixels + p]));
+                    }
+                }
+            }
+            let (oh, ow) = graph.output_size(height, width)?;
+            let y = graph.run(&x, batch, height, width)?; // [batch, oh, ow, cout]
+            let per = oh * ow * cout;
+            return Ok(y
+                .chunks_exact(per)
+                .map(|item| saturate(io.decode_output_nhwc(item, oh * ow), ow, oh))
+                .collect());
+        }
+        let network = self.network()?;
+        let x: Vec<f32> = inputs
+            .iter()
+            .flat_map(|i| i.values.iter().copied())
+            .collect();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(x, [batch, cin, height, width]),
+            &self.device,
+        );
+        let y = network.forward(x); // [batch, cout, oh, ow]
+        let [_, c, oh, ow] = y.dims();
+        if c != cout {
+            return Err(ModelError::Inference(format!(
+                "the network returned {c} channels, the model's contract says {cout}"
+            )));
+        }
+        let y = y
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| ModelError::Inference(format!("{e:?}")))?;
+        Ok(y.chunks_exact(cout * oh * ow)
+            .map(|item| saturate(io.decode_output_planar(item, oh * ow), ow, oh))
+            .collect())
+    }
+
+    /// Stage 3: joins predicted ab with the photo's full-size L (`width · height` values, kept
+    /// exactly): ab is enlarged bilinearly to the photo's size.
+    ///
+    /// # Errors
+    /// [`ModelError::Inference`] if `l` does not hold `width · height` values.
+    pub fn join(
+        &self,
+        width: usize,
+        height: usize,
+        l: Vec<f32>,
+        ab: &AbPlanes,
+    ) -> Result<LabImage, ModelError> {
+        if l.len() != width * height {
+            return Err(ModelError::Inference(format!(
+                "L has {} values, {width} x {height} needs {}",
+                l.len(),
+                width * height
+            )));
+        }
+        Ok(LabImage::join(
+            width, height, l, ab.width, ab.height, &ab.a, &ab.b,
+        ))
     }
 
     /// Runs the network on an L plane that is already at the size it should see.
     ///
-    /// `l`: `width * height` values, L in `0..=100`. Returns the a and b planes (same size), in
-    /// CIELAB units, with the saturation applied.
+    /// `l`: `width · height` values, L in `0..=100`. Returns the a and b planes (at the network's
+    /// output size, the input's for every network so far), in CIELAB units, with the saturation
+    /// applied.
     ///
     /// # Errors
-    /// [`ModelError::Inference`] if the backend fails; [`ModelError::Engine`] if the engine cannot
-    /// run the network at this size.
+    /// As [`Colorizer::predict`].
     pub fn predict_ab(
         &self,
         l: &[f32],
         width: usize,
         height: usize,
     ) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
-        let input: Vec<f32> = l.iter().map(|v| v / 50.0 - 1.0).collect();
-        let k = AB_SCALE * self.saturation;
-        if self.engine == EngineKind::Native {
-            let ab = self.graph()?.run(&input, 1, height, width)?; // [1, height, width, 2]
-            let a = ab.iter().step_by(2).map(|v| v * k).collect();
-            let b = ab.iter().skip(1).step_by(2).map(|v| v * k).collect();
-            return Ok((a, b));
-        }
-        let x = Tensor::<4>::from_data(TensorData::new(input, [1, 1, height, width]), &self.device);
-        let y = self.network.forward(x); // [1, 2, height, width]
-        let ab = y
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| ModelError::Inference(format!("{e:?}")))?;
-        let n = width * height;
-        let a = ab[..n].iter().map(|v| v * k).collect();
-        let b = ab[n..2 * n].iter().map(|v| v * k).collect();
-        Ok((a, b))
+        let input = self.prepare_resized(width, height, l);
+        let ab = self.predict(std::slice::from_ref(&input))?.remove(0);
+        Ok((ab.a, ab.b))
     }
 
-    /// Colourises a full-size L plane: resizes it to the render size, predicts ab, resizes ab
-    /// back bilinearly and joins it with the untouched full-size L.
+    /// Colourises a full-size L plane: the three stages on one photo.
     ///
-    /// `l`: `width * height` values, L in `0..=100`.
+    /// `l`: `width · height` values, L in `0..=100`.
     ///
     /// # Errors
-    /// [`ModelError::Inference`] if the backend fails.
+    /// As [`Colorizer::predict`] and [`Colorizer::join`].
     pub fn colorize_lightness(
         &self,
         width: usize,
         height: usize,
         l: Vec<f32>,
     ) -> Result<LabImage, ModelError> {
-        let (rw, rh) = render_dims(width, height, self.render_size);
-        let small = resize_plane(&l, width, height, rw, rh);
-        let (a, b) = self.predict_ab(&small, rw, rh)?;
-        Ok(LabImage::join(width, height, l, rw, rh, &a, &b))
+        let input = self.prepare(width, height, &l);
+        let ab = self.predict(std::slice::from_ref(&input))?.remove(0);
+        self.join(width, height, l, &ab)
     }
 
     /// Colourises a photo. A colour photo is first reduced to its CIELAB L (its gray version).
     /// The output has the input's size; its L equals the input's L up to rounding.
     ///
     /// # Errors
-    /// [`ModelError::Inference`] if the backend fails.
+    /// As [`Colorizer::colorize_lightness`].
     pub fn colorize(&self, image: &DynamicImage) -> Result<Rgb32FImage, ModelError> {
         let (w, h, l) = lightness_of(image);
         Ok(self.colorize_lightness(w, h, l)?.to_rgb32f())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn render_dims_rounds_and_caps() {
-        assert_eq!(render_dims(256, 256, 256), (256, 256));
-        assert_eq!(render_dims(481, 321, 160), (224, 160));
-        assert_eq!(render_dims(321, 481, 160), (160, 224));
-        assert_eq!(render_dims(1, 1, 160), (160, 160));
-        assert_eq!(render_dims(1, 5000, 160), (160, 640));
-        assert_eq!(render_dims(3, 2, 10), (32, 32));
     }
 }

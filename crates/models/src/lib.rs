@@ -4,24 +4,35 @@
 //! - [`unet_resnet`]: the U-Net generator over a ResNet encoder (ResNet-34 and light presets).
 //! - [`blocks`]: parts shared by networks (ResNet basic blocks).
 //! - [`model_dir`]: `config.json` + `model.safetensors` directories, loading with weight checks.
-//! - [`compile`](mod@compile): a loaded network → a `colorize_engine::Graph` (batch norm folded, fused,
-//!   packed), what [`Colorizer`] runs by default.
-//! - [`colorizer`]: the pipeline — full-size L → render size → network → ab → full size → sRGB.
+//! - [`model_io`]: the I/O contract in `config.json` (what a network takes and returns, its size
+//!   rule).
+//! - [`weights`]: named weights over `model.safetensors`, with scoped key paths.
+//! - [`layers`]: engine layers from named weights (batch norm folded, fused epilogues); each
+//!   network file has a `graph()` builder made of them, what [`Colorizer`] runs by default.
+//! - [`source`]: where a model comes from (bundled bytes or a folder) and how it is set up to run,
+//!   shared by the CLI and the server.
+//! - [`colorizer`]: the staged pipeline — prepare (full-size L → network input), predict (a batch
+//!   → ab), join (ab + full-size L → CIELAB).
 //!
 //! No backend is chosen here: every function takes a `&Device`; the binary picks it.
 
 pub mod blocks;
 pub mod colorizer;
-pub mod compile;
 pub mod error;
 pub mod eval;
+pub mod layers;
 pub mod model_dir;
+pub mod model_io;
 pub mod network;
+pub mod source;
 pub mod unet_resnet;
+pub mod weights;
 
 pub use colorize_engine::Isa;
-pub use colorizer::{Colorizer, EngineKind, render_dims};
-pub use compile::compile;
+pub use colorizer::{AbPlanes, Colorizer, EngineKind, NetworkInput};
 pub use error::ModelError;
 pub use model_dir::{ModelConfig, load_model_bytes, load_model_dir, save_model_dir};
+pub use model_io::{InputKind, ModelIo, OutputKind, SizeRule};
 pub use network::{Network, NetworkConfig};
+pub use source::{LoadOptions, ModelSource};
+pub use weights::Weights;

@@ -1,16 +1,27 @@
 //! Model directories: `config.json` (a [`ModelConfig`]) beside `model.safetensors`.
 //!
-//! Weights are stored under the module paths of the network (`layer1.0.conv1.weight`,
-//! `decoder.4.bn.gamma`, ...), in f32, through burn-store's safetensors writer. Loading checks every
-//! tensor: a missing, extra or mis-shaped tensor is an error naming the key (and both shapes).
+//! Weights are stored under PyTorch's `state_dict` names of the network's layers
+//! (`layer1.0.conv1.weight`, `decoder.4.bn.weight`, `decoder.4.bn.running_var`, ...), in f32,
+//! through burn-store's safetensors writer with its burn → PyTorch adapter, so one file serves the
+//! engine's graph builders ([`crate::weights::Weights`]), burn, and PyTorch. Folders written
+//! before (burn's `gamma`/`beta` for batch norm, as the bundled model) load too. Loading checks
+//! every tensor: a missing, extra or mis-shaped tensor is an error naming the key (and both
+//! shapes).
+//!
+//! `config.json` states the network (`network`, tagged by `arch`), its I/O contract (`io`, see
+//! [`crate::model_io`]; absent means the contract of every model trained here), the default render
+//! size and saturation.
 
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use burn::store::{ApplyError, ModuleSnapshot, SafetensorsStore};
+use burn::store::{
+    ApplyError, BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+use crate::model_io::ModelIo;
 use crate::network::{Network, NetworkConfig};
 
 /// The name of the config file in a model directory.
@@ -23,6 +34,10 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub struct ModelConfig {
     /// The architecture (tagged by `arch`).
     pub network: NetworkConfig,
+    /// What the network takes and returns and at which sizes; absent in folders written before
+    /// the contract existed, which means [`ModelIo::default`].
+    #[serde(default)]
+    pub io: ModelIo,
     /// Default render size: the shorter side, in pixels, at which the network sees the photo.
     pub render_size: u32,
     /// Default saturation: the factor applied to the predicted a and b (chroma) before they are
@@ -58,6 +73,19 @@ impl ModelConfig {
                 ),
             });
         }
+        let bad = |message: String| ModelError::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        config.io.validate().map_err(bad)?;
+        let (cin, cout) = config.network.channels();
+        if (cin, cout) != (config.io.input_channels(), config.io.output_channels()) {
+            return Err(bad(format!(
+                "the network takes {cin} channels and returns {cout}, but io says {} and {}",
+                config.io.input_channels(),
+                config.io.output_channels()
+            )));
+        }
         if config.render_size == 0 {
             return Err(ModelError::Config {
                 path: path.to_path_buf(),
@@ -84,6 +112,7 @@ pub fn load_weights(network: &mut Network, bytes: Vec<u8>, path: &Path) -> Resul
     // Check the header first: burn-store would otherwise report a bad file in its own words.
     safetensors_header_ok(&bytes).map_err(weights_err)?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .with_from_adapter(PyTorchToBurnAdapter)
         .skip_enum_variants(true)
         .allow_partial(true)
         .validate(false);
@@ -154,21 +183,29 @@ pub fn load_model_bytes(
     Ok((config, network))
 }
 
-/// Loads the model directory `dir` (`config.json` + `model.safetensors`) onto `device`.
+/// Reads the two files of the model directory `dir`: `(config.json, model.safetensors)` bytes.
 ///
 /// # Errors
-/// [`ModelError::Io`] when a file is missing or unreadable, then as [`load_model_bytes`].
-pub fn load_model_dir(dir: &Path, device: &Device) -> Result<(ModelConfig, Network), ModelError> {
+/// [`ModelError::Io`] naming the file that is missing or unreadable.
+pub fn read_model_dir(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), ModelError> {
     let read = |name: &str| {
         let p = dir.join(name);
         std::fs::read(&p).map_err(|source| ModelError::Io { path: p, source })
     };
-    let config = read(CONFIG_FILE)?;
-    let weights = read(WEIGHTS_FILE)?;
+    Ok((read(CONFIG_FILE)?, read(WEIGHTS_FILE)?))
+}
+
+/// Loads the model directory `dir` (`config.json` + `model.safetensors`) as a burn network on
+/// `device` (for training and for [`crate::EngineKind::Burn`]; inference does not need it).
+///
+/// # Errors
+/// [`ModelError::Io`] when a file is missing or unreadable, then as [`load_model_bytes`].
+pub fn load_model_dir(dir: &Path, device: &Device) -> Result<(ModelConfig, Network), ModelError> {
+    let (config, weights) = read_model_dir(dir)?;
     load_model_bytes(&config, weights, dir, device)
 }
 
-/// Serialises the network's weights to safetensors bytes (f32, module paths as keys).
+/// Serialises the network's weights to safetensors bytes (f32, PyTorch `state_dict` keys).
 ///
 /// # Errors
 /// [`ModelError::Weights`] if serialisation fails.
@@ -178,6 +215,7 @@ pub fn weights_to_bytes(network: &Network) -> Result<Vec<u8>, ModelError> {
         message,
     };
     let mut store = SafetensorsStore::from_bytes(None)
+        .with_to_adapter(BurnToPyTorchAdapter)
         .skip_enum_variants(true)
         .metadata("producer", "colorize");
     network

@@ -3,7 +3,11 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use colorize_engine::{Graph, Isa};
+
+use crate::error::ModelError;
 use crate::unet_resnet::{UnetResnet, UnetResnetConfig};
+use crate::weights::Weights;
 
 /// A network's architecture, tagged by `arch` in `config.json`
 /// (`{"arch": "unet_resnet", "stem_width": 64, ...}`).
@@ -23,6 +27,26 @@ impl NetworkConfig {
         }
     }
 
+    /// The network as an engine graph, built from its named weights (no burn module). Every
+    /// tensor of `weights` must be used.
+    ///
+    /// # Errors
+    /// [`ModelError::MissingWeight`], [`ModelError::WeightShape`] or
+    /// [`ModelError::UnexpectedWeight`] when the weights do not fit; [`ModelError::Engine`] when
+    /// the engine cannot run a layer or `isa` is unavailable.
+    pub fn graph(&self, weights: &Weights, isa: Isa) -> Result<Graph, ModelError> {
+        match self {
+            Self::UnetResnet(c) => crate::unet_resnet::graph(c, weights, isa),
+        }
+    }
+
+    /// `(input channels, output channels)` of the network.
+    pub fn channels(&self) -> (usize, usize) {
+        match self {
+            Self::UnetResnet(c) => (c.in_channels, c.out_channels),
+        }
+    }
+
     /// The `arch` tag.
     pub fn arch(&self) -> &'static str {
         match self {
@@ -31,7 +55,8 @@ impl NetworkConfig {
     }
 }
 
-/// A loaded network. Every variant maps L to ab with the same scaling (see [`Network::forward`]).
+/// A loaded burn network (for training and [`crate::EngineKind::Burn`]); what its input and
+/// output mean is the model's [`crate::ModelIo`].
 #[derive(Module, Debug)]
 #[non_exhaustive]
 pub enum Network {
@@ -40,10 +65,11 @@ pub enum Network {
 }
 
 impl Network {
-    /// Predicts ab from L.
+    /// Runs the network.
     ///
     /// # Shapes
-    /// `l: [batch, 1, H, W]`, `L/50 − 1` in `-1..1` → `[batch, 2, H, W]`, `ab/110` in `-1..1`.
+    /// `x: [batch, in_channels, H, W]` → `[batch, out_channels, H', W']`, encoded as the model's
+    /// [`crate::ModelIo`] says (default: `(L − 50)/50` in, `ab/110` out, `H' = H`, `W' = W`).
     pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
         match self {
             Self::UnetResnet(n) => n.forward(l),

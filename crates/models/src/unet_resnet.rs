@@ -8,19 +8,30 @@
 //! the encoder features of the same resolution, and mixed by 3x3 conv + BN + ReLU. The last level
 //! joins the input L itself, then a 1x1 conv gives 2 channels and tanh bounds them.
 //!
-//! Input and output scaling (shared with [`crate::colorizer`]): `l_in = L/50 − 1` in `-1..1`,
-//! `ab = 110 · output`.
+//! The network's input and output scaling are the model's I/O contract
+//! ([`crate::model_io::ModelIo`]); the default one, which every model trained here uses, is
+//! `(L − 50)/50` in and `ab/110` out (tanh). Input and output channel counts and the output
+//! activation are configurable (for example gray RGB in and RGB out with a sigmoid, as DeOldify's
+//! generator has).
+//!
+//! [`graph`] builds the same network for the inference engine straight from named weights
+//! (PyTorch-style keys, see [`crate::layers`]), with no burn module.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, tanh};
+use burn::tensor::activation::{relu, sigmoid, tanh};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::resnet::{BasicBlock, conv3x3, forward_stage, stage};
+use colorize_engine::{Activation, Graph, Isa, ResizeMode};
+
+use crate::blocks::resnet::{BasicBlock, conv3x3, forward_stage, stage, stage_graph};
+use crate::error::ModelError;
+use crate::layers::{ConvGeometry, conv};
+use crate::weights::Weights;
 
 /// How the decoder enlarges features x2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +41,37 @@ pub enum Upsample {
     Nearest,
     /// Bilinear with half-pixel centres (`align_corners = false`).
     Bilinear,
+}
+
+/// The activation after the final 1x1 convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputActivation {
+    /// `tanh`, outputs in `-1..1` (ab/110).
+    #[default]
+    Tanh,
+    /// The logistic sigmoid, outputs in `0..1`.
+    Sigmoid,
+    /// None: the convolution's output as it is.
+    None,
+}
+
+impl OutputActivation {
+    fn engine(self) -> Activation {
+        match self {
+            Self::Tanh => Activation::Tanh,
+            Self::Sigmoid => Activation::Sigmoid,
+            Self::None => Activation::None,
+        }
+    }
+}
+
+fn one() -> usize {
+    1
+}
+
+fn two() -> usize {
+    2
 }
 
 /// Architecture of a [`UnetResnet`]; this is what `config.json` stores under `network`.
@@ -45,6 +87,15 @@ pub struct UnetResnetConfig {
     pub decoder_widths: [usize; 5],
     /// How the decoder enlarges features.
     pub upsample: Upsample,
+    /// Input channels (1 for L; 3 for gray RGB). Default 1.
+    #[serde(default = "one")]
+    pub in_channels: usize,
+    /// Output channels (2 for ab; 3 for RGB). Default 2.
+    #[serde(default = "two")]
+    pub out_channels: usize,
+    /// Activation after the final 1x1 convolution. Default tanh.
+    #[serde(default)]
+    pub output_activation: OutputActivation,
 }
 
 impl UnetResnetConfig {
@@ -57,6 +108,9 @@ impl UnetResnetConfig {
             depths: [3, 4, 6, 3],
             decoder_widths: [256, 128, 64, 64, 32],
             upsample: Upsample::Nearest,
+            in_channels: 1,
+            out_channels: 2,
+            output_activation: OutputActivation::Tanh,
         }
     }
 
@@ -69,6 +123,9 @@ impl UnetResnetConfig {
             depths: [2, 2, 2, 2],
             decoder_widths: [128, 64, 32, 32, 16],
             upsample: Upsample::Nearest,
+            in_channels: 1,
+            out_channels: 2,
+            output_activation: OutputActivation::Tanh,
         }
     }
 
@@ -80,6 +137,9 @@ impl UnetResnetConfig {
             depths: [1, 1, 1, 1],
             decoder_widths: [32, 16, 8, 8, 8],
             upsample: Upsample::Nearest,
+            in_channels: 1,
+            out_channels: 2,
+            output_activation: OutputActivation::Tanh,
         }
     }
 
@@ -93,7 +153,7 @@ impl UnetResnetConfig {
             bn: BatchNormConfig::new(o).init(device),
         };
         UnetResnet {
-            conv1: Conv2dConfig::new([1, self.stem_width], [7, 7])
+            conv1: Conv2dConfig::new([self.in_channels, self.stem_width], [7, 7])
                 .with_stride([2, 2])
                 .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
                 .with_bias(false)
@@ -112,10 +172,11 @@ impl UnetResnetConfig {
                 dec(d4 + w2, d3),
                 dec(d3 + w1, d2),
                 dec(d2 + self.stem_width, d1),
-                dec(d1 + 1, d0),
+                dec(d1 + self.in_channels, d0),
             ],
-            head: Conv2dConfig::new([d0, 2], [1, 1]).init(device),
+            head: Conv2dConfig::new([d0, self.out_channels], [1, 1]).init(device),
             bilinear: self.upsample == Upsample::Bilinear,
+            output_activation: self.output_activation,
         }
     }
 }
@@ -155,6 +216,9 @@ pub struct UnetResnet {
     /// Bilinear (true) or nearest (false) enlargement.
     #[module(skip)]
     pub bilinear: bool,
+    /// The activation after `head`.
+    #[module(skip)]
+    pub output_activation: OutputActivation,
 }
 
 impl UnetResnet {
@@ -177,9 +241,11 @@ impl UnetResnet {
     /// Predicts ab from L.
     ///
     /// # Shapes
-    /// - `l`: `[batch, 1, H, W]`, `L/50 − 1` in `-1..1`. Any H and W ≥ 1 work; multiples of 32 keep
-    ///   every skip connection exactly aligned.
-    /// - returns `[batch, 2, H, W]`, `ab/110` in `-1..1` (tanh).
+    /// - `l`: `[batch, in_channels, H, W]` (with the default contract, `[batch, 1, H, W]`,
+    ///   `(L − 50)/50` in `-1..1`). Any H and W ≥ 1 work; multiples of 32 keep every skip
+    ///   connection exactly aligned.
+    /// - returns `[batch, out_channels, H, W]` (default: `[batch, 2, H, W]`, `ab/110` in `-1..1`,
+    ///   tanh).
     pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
         let x0 = l.clone(); // [batch, 1, H, W]
         let x1 = relu(self.bn1.forward(self.conv1.forward(l))); // [batch, stem, H/2, W/2]
@@ -193,6 +259,101 @@ impl UnetResnet {
             let cat = self.up_cat(y, skip);
             y = relu(block.bn.forward(block.conv.forward(cat))); // [batch, d_i, ...]
         }
-        tanh(self.head.forward(y)) // [batch, 2, H, W]
+        let y = self.head.forward(y); // [batch, out_channels, H, W]
+        match self.output_activation {
+            OutputActivation::Tanh => tanh(y),
+            OutputActivation::Sigmoid => sigmoid(y),
+            OutputActivation::None => y,
+        }
     }
+}
+
+/// [`UnetResnet::forward`] as an engine graph, built from named weights (`conv1.weight`,
+/// `bn1.weight`, `layer1.0.conv1.weight`, ..., `decoder.4.conv.weight`, `decoder.4.bn.*`,
+/// `head.weight`, `head.bias`) with no burn module.
+///
+/// The graph's input is `[batch, H, W, in_channels]` and its output `[batch, H, W,
+/// out_channels]`, NHWC: the same values as [`UnetResnet::forward`] in another layout.
+///
+/// # Errors
+/// [`ModelError::MissingWeight`], [`ModelError::WeightShape`] or [`ModelError::UnexpectedWeight`]
+/// when the weights do not fit `config` (every tensor must be used); [`ModelError::Engine`] if
+/// `isa` is not available on this CPU.
+pub fn graph(config: &UnetResnetConfig, w: &Weights, isa: Isa) -> Result<Graph, ModelError> {
+    let check =
+        |key: &str, shape: &[usize]| -> Result<(), ModelError> { w.tensor(key, shape).map(|_| ()) };
+    // The widths the weights must have (the conv helper reads kernel and channels from them).
+    check(
+        "conv1.weight",
+        &[config.stem_width, config.in_channels, 7, 7],
+    )?;
+    let (mut g, x0) = Graph::new(config.in_channels);
+    let stem = conv(
+        &w.pp("conv1"),
+        Some(&w.pp("bn1")),
+        ConvGeometry::new(2, 3),
+        Activation::Relu,
+        isa,
+    )?;
+    let x1 = g.conv(x0, stem, None)?;
+    let mut x = g.max_pool(x1, [3, 3], [2, 2], [1; 4]);
+    let mut skips = vec![x0, x1];
+    let mut cin = config.stem_width;
+    for (i, (&width, &depth)) in config.widths.iter().zip(&config.depths).enumerate() {
+        let stride = if i == 0 { 1 } else { 2 };
+        x = stage_graph(
+            &mut g,
+            x,
+            &w.pp(format!("layer{}", i + 1)),
+            cin,
+            width,
+            depth,
+            stride,
+            isa,
+        )?;
+        cin = width;
+        skips.push(x);
+    }
+    // skips = [x0, x1, x2, x3, x4, x5]; the decoder joins x4, x3, x2, x1, x0 in turn.
+    let mut y = skips.pop().expect("six values");
+    let mode = match config.upsample {
+        Upsample::Bilinear => ResizeMode::Bilinear,
+        Upsample::Nearest => ResizeMode::Nearest,
+    };
+    let [w1, w2, w3, w4] = config.widths;
+    let [d4, d3, d2, d1, d0] = config.decoder_widths;
+    let ins = [
+        w4 + w3,
+        d4 + w2,
+        d3 + w1,
+        d2 + config.stem_width,
+        d1 + config.in_channels,
+    ];
+    for (i, (&cin, cout)) in ins.iter().zip([d4, d3, d2, d1, d0]).enumerate() {
+        let skip = skips.pop().expect("five skips");
+        let up = g.resize_like(y, skip, mode);
+        let cat = g.concat(&[up, skip])?;
+        let block = w.pp("decoder").pp(i);
+        block.tensor("conv.weight", &[cout, cin, 3, 3])?;
+        let c = conv(
+            &block.pp("conv"),
+            Some(&block.pp("bn")),
+            ConvGeometry::new(1, 1),
+            Activation::Relu,
+            isa,
+        )?;
+        y = g.conv(cat, c, None)?;
+    }
+    check("head.weight", &[config.out_channels, d0, 1, 1])?;
+    let head = conv(
+        &w.pp("head"),
+        None,
+        ConvGeometry::new(1, 0),
+        config.output_activation.engine(),
+        isa,
+    )?;
+    let out = g.conv(y, head, None)?;
+    g.set_output(out);
+    w.check_all_used()?;
+    Ok(g)
 }

@@ -6,8 +6,18 @@ use burn::module::{Param, RunningState};
 use burn::nn::BatchNorm;
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use colorize_engine::Graph;
+use colorize_models::model_dir::weights_to_bytes;
 use colorize_models::unet_resnet::{UnetResnet, UnetResnetConfig, Upsample};
-use colorize_models::{Colorizer, EngineKind, Isa, Network, compile};
+use colorize_models::{Colorizer, EngineKind, Isa, Network, NetworkConfig, Weights};
+
+/// The engine graph of `net`, built from its weights as a model folder's are (serialised to
+/// safetensors and read back by name).
+fn compile(net: &Network, config: &NetworkConfig, isa: Isa) -> Graph {
+    let bytes = weights_to_bytes(net).unwrap();
+    let weights = Weights::from_bytes(&bytes, std::path::Path::new("test")).unwrap();
+    config.graph(&weights, isa).unwrap()
+}
 
 /// Replaces fresh batch-norm parameters (γ=1, β=0, μ=0, σ²=1, which fold to nothing) with random
 /// ones in the ranges trained networks show.
@@ -42,6 +52,7 @@ fn random_unet(config: &UnetResnetConfig, device: &Device) -> UnetResnet {
 /// `max |engine − burn| / max |burn|` and the fraction of outputs not saturated by tanh.
 fn compare(
     net: &Network,
+    config: &NetworkConfig,
     isa: Isa,
     batch: usize,
     h: usize,
@@ -56,7 +67,7 @@ fn compare(
         .into_data()
         .try_to_vec::<f32>()
         .unwrap();
-    let graph = compile(net, isa).unwrap();
+    let graph = compile(net, config, isa);
     let got = graph.run(&input, batch, h, w).unwrap();
     assert_eq!(got.len(), want.len());
     let diff = got
@@ -82,6 +93,7 @@ fn engine_matches_burn_for_every_preset_size_batch_and_kernel_family() {
     ];
     for (name, config) in presets {
         let net = Network::UnetResnet(random_unet(&config, &device));
+        let config = NetworkConfig::UnetResnet(config);
         // Multiples of 32 (what the pipeline uses), odd sizes whose skips need non-integer
         // enlargement, and a batch of 3.
         let shapes: &[(usize, usize, usize)] = if name == "resnet34" {
@@ -91,7 +103,7 @@ fn engine_matches_burn_for_every_preset_size_batch_and_kernel_family() {
         };
         for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
             for &(b, h, w) in shapes {
-                let (rel, live) = compare(&net, isa, b, h, w, &device);
+                let (rel, live) = compare(&net, &config, isa, b, h, w, &device);
                 eprintln!(
                     "{name} {isa} {b}x{h}x{w}: relative error {rel:.2e}, {:.0}% unsaturated",
                     live * 100.0

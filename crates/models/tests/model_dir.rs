@@ -13,7 +13,7 @@ fn probe_l() -> Vec<f32> {
 fn safetensors_save_load_round_trip_gives_the_same_output() {
     let dir = tempfile::tempdir().unwrap();
     let original = tiny_colorizer(7);
-    save_model_dir(dir.path(), original.config(), original.network()).unwrap();
+    save_model_dir(dir.path(), original.config(), &original.network().unwrap()).unwrap();
     assert!(dir.path().join(CONFIG_FILE).is_file() && dir.path().join(WEIGHTS_FILE).is_file());
     let loaded = Colorizer::load(dir.path(), &Device::flex()).unwrap();
     assert_eq!(loaded.config(), original.config());
@@ -37,7 +37,7 @@ fn safetensors_save_load_round_trip_gives_the_same_output() {
 fn mismatched_weights_name_the_tensor_and_both_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let tiny = tiny_colorizer(1);
-    save_model_dir(dir.path(), tiny.config(), tiny.network()).unwrap();
+    save_model_dir(dir.path(), tiny.config(), &tiny.network().unwrap()).unwrap();
     // Claim the light architecture for tiny weights.
     let light = config(UnetResnetConfig::light());
     std::fs::write(

@@ -1,6 +1,6 @@
 use colorize_core::io::{DecodeLimits, decode_image};
 use colorize_core::lab::lightness_of;
-use colorize_models::render_dims;
+use colorize_models::ModelIo;
 use image::{DynamicImage, GenericImageView};
 use proptest::prelude::*;
 
@@ -79,7 +79,7 @@ proptest! {
     /// The render size keeps its promises: multiples of 32, shorter side about `render_size`.
     #[test]
     fn render_dims_are_multiples_of_32(w in 1usize..5000, h in 1usize..5000, r in 16u32..1024) {
-        let (rw, rh) = render_dims(w, h, r);
+        let (rw, rh) = ModelIo::default().size.network_size(w, h, r);
         prop_assert!(rw % 32 == 0 && rh % 32 == 0 && rw >= 32 && rh >= 32);
         prop_assert!(rw.max(rh) <= 4 * r as usize + 32);
         let short = rw.min(rh) as i64;

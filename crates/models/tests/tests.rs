@@ -2,6 +2,7 @@
 //! weights) and the pipeline's size and L guarantees on real photos and extreme shapes.
 
 mod bundled_outputs;
+mod contract;
 mod engine;
 mod model_dir;
 mod pipeline;
@@ -21,6 +22,7 @@ pub fn shared_data() -> PathBuf {
 pub fn config(net: UnetResnetConfig) -> ModelConfig {
     ModelConfig {
         network: NetworkConfig::UnetResnet(net),
+        io: Default::default(),
         render_size: 64,
         saturation: 1.0,
         description: "test".into(),
@@ -33,5 +35,5 @@ pub fn tiny_colorizer(seed: u64) -> Colorizer {
     device.seed(seed);
     let cfg = config(UnetResnetConfig::tiny());
     let net = cfg.network.init(&device);
-    Colorizer::new(net, cfg, device)
+    Colorizer::new(net, cfg, device).unwrap()
 }

@@ -27,9 +27,10 @@ use axum::Router;
 use burn::prelude::Device;
 use colorize_core::DecodeLimits;
 
+pub use colorize_models::ModelSource;
 pub use error::{ApiError, ServerError};
 pub use store::{ImageId, ImageStore, Retention};
-pub use worker::{ModelInfo, ModelSource};
+pub use worker::ModelInfo;
 
 use crate::metrics::Metrics;
 use crate::worker::Pool;

@@ -7,7 +7,7 @@
 //! colourised, encoded and stored on the worker.
 
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -18,67 +18,29 @@ use burn::prelude::Device;
 use bytes::Bytes;
 use colorize_core::DecodeLimits;
 use colorize_core::io::{OutputFormat, decode_image_bytes, encode_image_bytes, to_output_pixels};
-use colorize_models::{Colorizer, EngineKind};
+use colorize_models::{Colorizer, EngineKind, LoadOptions, ModelSource};
 use tokio::sync::oneshot;
 
 use crate::error::{ApiError, ServerError, from_decode_error};
 use crate::metrics::Metrics;
 use crate::store::{ImageId, ImageMeta, ImageStore, timestamp};
 
-/// Where a model comes from.
-#[derive(Debug, Clone)]
-pub enum ModelSource {
-    /// A model held in memory (the bundled model): `config.json` and `model.safetensors` bytes.
-    Bytes {
-        /// The name clients use (`"default"`).
-        name: String,
-        /// The content of `config.json`.
-        config_json: Arc<[u8]>,
-        /// The content of `model.safetensors`.
-        weights: Arc<[u8]>,
-    },
-    /// A model directory (`config.json` + `model.safetensors`).
-    Dir {
-        /// The name clients use (by convention the folder's name).
-        name: String,
-        /// The folder.
-        path: PathBuf,
-    },
-}
-
-impl ModelSource {
-    /// The name clients use to choose this model.
-    pub fn name(&self) -> &str {
-        match self {
-            Self::Bytes { name, .. } | Self::Dir { name, .. } => name,
-        }
-    }
-
-    fn load(&self, device: &Device, engine: EngineKind) -> Result<Colorizer, ServerError> {
-        let result = match self {
-            Self::Bytes {
-                name,
-                config_json,
-                weights,
-            } => Colorizer::from_bytes(
-                config_json,
-                weights.to_vec(),
-                Path::new(&format!("<model {name}>")),
-                device,
-            ),
-            Self::Dir { path, .. } => Colorizer::load(path, device),
-        };
-        let result = result.map(|c| c.with_engine(engine)).and_then(|c| {
-            if engine == EngineKind::Native {
-                c.graph()?;
-            }
-            Ok(c)
-        });
-        result.map_err(|source| ServerError::Model {
-            name: self.name().to_string(),
-            source,
+/// Loads `source` for a worker, mapping the error to the model's name.
+fn load_model(
+    source: &ModelSource,
+    device: &Device,
+    engine: EngineKind,
+) -> Result<Colorizer, ServerError> {
+    let options = LoadOptions {
+        engine,
+        ..LoadOptions::default()
+    };
+    source
+        .load(device, &options)
+        .map_err(|source_error| ServerError::Model {
+            name: source.name().to_string(),
+            source: source_error,
         })
-    }
 }
 
 /// What the API says about a loaded model.
@@ -169,8 +131,10 @@ impl Pool {
             let handle = std::thread::Builder::new()
                 .name(format!("colorize-worker-{i}"))
                 .spawn(move || {
-                    let loaded: Result<Vec<Colorizer>, ServerError> =
-                        sources.iter().map(|s| s.load(&device, engine)).collect();
+                    let loaded: Result<Vec<Colorizer>, ServerError> = sources
+                        .iter()
+                        .map(|s| load_model(s, &device, engine))
+                        .collect();
                     match loaded {
                         Ok(models) => {
                             let infos = sources

@@ -7,6 +7,7 @@ use burn::prelude::*;
 use colorize_core::LabImage;
 use colorize_core::io::{DecodeLimits, decode_image};
 use colorize_core::resize::resize_plane;
+use colorize_models::ModelIo;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -154,22 +155,28 @@ fn random_crop(img: &LabImage, crop: usize, min_fraction: f64, rng: &mut StdRng)
 /// A batch ready for the network.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    /// `[batch, 1, S, S]`, `L/50 − 1`.
+    /// The network input, `[batch, channels, S, S]`, encoded as the model's I/O contract says
+    /// (default: one channel, `(L − 50)/50`).
     pub l: Tensor<4>,
-    /// `[batch, 2, S, S]`, `ab/110`.
+    /// The target, `[batch, 2, S, S]`, `ab / scale` (default scale 110).
     pub ab: Tensor<4>,
 }
 
-/// Builds a batch of random crops of the images at `indices`; each sample draws its crop from
-/// its own RNG seeded with `seed` and its position, so batches are reproducible.
+/// Builds a batch of random crops of the images at `indices`, encoded as `io` says; each sample
+/// draws its crop from its own RNG seeded with `seed` and its position, so batches are
+/// reproducible.
+///
+/// # Errors
+/// [`TrainError::Contract`] when `io` has an output the trainer cannot regress (not ab).
 pub fn make_batch(
+    io: &ModelIo,
     data: &LabDataset,
     indices: &[usize],
     crop: usize,
     min_fraction: f64,
     seed: u64,
     device: &Device,
-) -> Batch {
+) -> Result<Batch, TrainError> {
     let crops: Vec<Crop> = indices
         .par_iter()
         .enumerate()
@@ -183,15 +190,15 @@ pub fn make_batch(
         .collect();
     let n = indices.len();
     let plane = crop * crop;
-    let mut l = Vec::with_capacity(n * plane);
+    let cin = io.input_channels();
+    let mut l = Vec::with_capacity(n * cin * plane);
     let mut ab = Vec::with_capacity(2 * n * plane);
     for c in &crops {
-        l.extend(c.l.iter().map(|v| v / 50.0 - 1.0));
-        ab.extend(c.a.iter().map(|v| v / colorize_models::colorizer::AB_SCALE));
-        ab.extend(c.b.iter().map(|v| v / colorize_models::colorizer::AB_SCALE));
+        l.extend(io.encode_input(&c.l));
+        ab.extend(io.encode_target(&c.a, &c.b).map_err(TrainError::Contract)?);
     }
-    Batch {
-        l: Tensor::from_data(TensorData::new(l, [n, 1, crop, crop]), device),
+    Ok(Batch {
+        l: Tensor::from_data(TensorData::new(l, [n, cin, crop, crop]), device),
         ab: Tensor::from_data(TensorData::new(ab, [n, 2, crop, crop]), device),
-    }
+    })
 }

@@ -33,6 +33,9 @@ pub enum TrainError {
     /// An option is out of range.
     #[error("invalid option: {0}")]
     Option(String),
+    /// The model's I/O contract is one the trainer cannot train (see `ModelIo::encode_target`).
+    #[error("model contract: {0}")]
+    Contract(String),
     /// Saving or loading a model failed.
     #[error(transparent)]
     Model(#[from] colorize_models::ModelError),

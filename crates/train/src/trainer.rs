@@ -291,6 +291,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
     write_json(&opts.out.join("train.json"), opts)?;
     let model_config = ModelConfig {
         network: network_config,
+        io: colorize_models::ModelIo::default(),
         render_size: opts.render_size,
         saturation: 1.0,
         description: format!(
@@ -345,13 +346,14 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
             let t_data = Instant::now();
             let idx = &order[s * batch..(s + 1) * batch];
             let b = make_batch(
+                &model_config.io,
                 &data,
                 idx,
                 opts.crop_size,
                 opts.min_crop_fraction,
                 opts.seed ^ (state.step as u64).wrapping_mul(0x9E37_79B9),
                 &ad,
-            );
+            )?;
             data_secs += t_data.elapsed().as_secs_f64();
             let pred = model.forward(b.l); // [batch, 2, S, S]
             let loss = (pred - b.ab).abs().mean();
@@ -388,7 +390,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
         summary.epoch_losses.push(train_loss);
 
         // Validate the epoch's model through the real pipeline.
-        let colorizer = Colorizer::new(model.valid(), model_config.clone(), device.clone());
+        let colorizer = Colorizer::new(model.valid(), model_config.clone(), device.clone())?;
         let report = evaluate_files(&colorizer, &val_files, &limits, |_| {})?;
         state.epoch = epoch;
         state.seconds = earlier_seconds + started.elapsed().as_secs_f64();
@@ -420,12 +422,12 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
         if report.model.psnr > state.best_psnr {
             state.best_psnr = report.model.psnr;
             state.best_epoch = epoch;
-            save_model_dir(&opts.out, &model_config, colorizer.network())?;
+            save_model_dir(&opts.out, &model_config, &*colorizer.network()?)?;
             summary.best = Some(report);
             summary.best_epoch = epoch;
         }
         // Checkpoint: weights, optimizer, then the state that points at them.
-        save_model_dir(&ckpt, &model_config, colorizer.network())?;
+        save_model_dir(&ckpt, &model_config, &*colorizer.network()?)?;
         let opt_bytes = optim
             .into_bytes()
             .map_err(|e| TrainError::io(ckpt.join(OPTIMIZER_FILE), format!("{e:?}")))?;

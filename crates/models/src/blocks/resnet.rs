@@ -6,6 +6,11 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use colorize_engine::{Activation, Graph, Isa, Value};
+
+use crate::error::ModelError;
+use crate::layers::{ConvGeometry, conv};
+use crate::weights::Weights;
 
 /// A 3x3 convolution without bias, padding 1 (torchvision's `conv3x3`).
 pub fn conv3x3(in_channels: usize, out_channels: usize, stride: usize, device: &Device) -> Conv2d {
@@ -104,4 +109,82 @@ pub fn forward_stage(blocks: &[BasicBlock], mut x: Tensor<4>) -> Tensor<4> {
         x = b.forward(x);
     }
     x
+}
+
+/// One basic block as two fused engine convolutions,
+/// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`, from the weights under `w`
+/// (`conv1.weight`, `bn1.*`, `conv2.weight`, `bn2.*`, and `downsample.conv.weight`,
+/// `downsample.bn.*` when the block changes width or resolution).
+///
+/// # Errors
+/// As [`crate::layers::conv`]: a missing or mis-shaped tensor, named by key.
+#[allow(clippy::too_many_arguments)]
+pub fn basic_block_graph(
+    g: &mut Graph,
+    x: Value,
+    w: &Weights,
+    in_channels: usize,
+    out_channels: usize,
+    stride: usize,
+    isa: Isa,
+) -> Result<Value, ModelError> {
+    w.tensor("conv1.weight", &[out_channels, in_channels, 3, 3])?;
+    w.tensor("conv2.weight", &[out_channels, out_channels, 3, 3])?;
+    let identity = if stride != 1 || in_channels != out_channels {
+        w.tensor("downsample.conv.weight", &[out_channels, in_channels, 1, 1])?;
+        let d = w.pp("downsample");
+        let c = conv(
+            &d.pp("conv"),
+            Some(&d.pp("bn")),
+            ConvGeometry::new(stride, 0),
+            Activation::None,
+            isa,
+        )?;
+        g.conv(x, c, None)?
+    } else {
+        x
+    };
+    let c1 = conv(
+        &w.pp("conv1"),
+        Some(&w.pp("bn1")),
+        ConvGeometry::new(stride, 1),
+        Activation::Relu,
+        isa,
+    )?;
+    let h = g.conv(x, c1, None)?;
+    let c2 = conv(
+        &w.pp("conv2"),
+        Some(&w.pp("bn2")),
+        ConvGeometry::new(1, 1),
+        Activation::Relu,
+        isa,
+    )?;
+    Ok(g.conv(h, c2, Some(identity))?)
+}
+
+/// One ResNet stage as engine convolutions (see [`stage`]): `depth` basic blocks under `w.0`,
+/// `w.1`, ..., the first carrying the stride.
+///
+/// # Errors
+/// As [`basic_block_graph`].
+#[allow(clippy::too_many_arguments)]
+pub fn stage_graph(
+    g: &mut Graph,
+    mut x: Value,
+    w: &Weights,
+    in_channels: usize,
+    out_channels: usize,
+    depth: usize,
+    stride: usize,
+    isa: Isa,
+) -> Result<Value, ModelError> {
+    for i in 0..depth {
+        let (cin, s) = if i == 0 {
+            (in_channels, stride)
+        } else {
+            (out_channels, 1)
+        };
+        x = basic_block_graph(g, x, &w.pp(i), cin, out_channels, s, isa)?;
+    }
+    Ok(x)
 }

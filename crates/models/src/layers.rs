@@ -1,0 +1,104 @@
+//! Engine layers from named weights: the pieces every network's `graph()` builder is made of.
+//!
+//! Batch norm in inference mode is an affine map per channel, `y = γ·(x − μ)/√(σ² + ε) + β`, so it
+//! folds into the preceding convolution: `w' = w · s`, `b' = (b − μ) · s + β` with
+//! `s = γ / √(σ² + ε)` (Jacob et al. 2018, arXiv:1712.05877, §3.2; what ONNX Runtime and TensorRT
+//! do at load time). ReLU, tanh and sigmoid, and a residual addition, go into the convolution's
+//! epilogue ([`colorize_engine::Graph::conv`]).
+//!
+//! Keys follow PyTorch's `state_dict`: a convolution's `weight` `[out, in/groups, kh, kw]` and
+//! optional `bias` `[out]`; a batch norm's `weight`, `bias`, `running_mean`, `running_var` (`[C]`
+//! each; burn's own names `gamma` and `beta` are read too, so model folders written before the
+//! trainer switched to PyTorch's names still load).
+
+use colorize_engine::{Activation, ConvSpec, Isa, PackedConv};
+
+use crate::error::ModelError;
+use crate::weights::Weights;
+
+/// PyTorch's and burn's default batch-norm ε.
+pub const BATCH_NORM_EPS: f64 = 1e-5;
+
+/// Geometry of a convolution whose kernel size and channels come from its weight's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Stride `[vertical, horizontal]`.
+    pub stride: [usize; 2],
+    /// Zero padding `[top, left, bottom, right]`.
+    pub padding: [usize; 4],
+    /// Dilation `[vertical, horizontal]`.
+    pub dilation: [usize; 2],
+}
+
+impl ConvGeometry {
+    /// Stride `stride`, symmetric padding `pad`, no dilation.
+    pub fn new(stride: usize, pad: usize) -> Self {
+        Self {
+            stride: [stride, stride],
+            padding: [pad; 4],
+            dilation: [1, 1],
+        }
+    }
+}
+
+/// The convolution `w.weight` (+ `w.bias` when present), with the batch norm `bn` folded in when
+/// given, packed for `isa` with `activation` in its epilogue. The layer is named by `w`'s prefix.
+///
+/// # Errors
+/// [`ModelError::MissingWeight`] / [`ModelError::WeightShape`] when a tensor is absent or its
+/// shape does not fit the weight's; [`ModelError::Engine`] when the engine cannot pack it.
+pub fn conv(
+    w: &Weights,
+    bn: Option<&Weights>,
+    geometry: ConvGeometry,
+    activation: Activation,
+    isa: Isa,
+) -> Result<PackedConv, ModelError> {
+    let name = w.key("weight");
+    let name = name.strip_suffix(".weight").unwrap_or(&name).to_string();
+    let weight = w.get("weight")?;
+    let [cout, cin, kh, kw] = match weight.shape[..] {
+        [o, i, h, k] => [o, i, h, k],
+        _ => {
+            return Err(ModelError::WeightShape {
+                path: w.path().to_path_buf(),
+                key: w.key("weight"),
+                expected: vec![0, 0, 0, 0],
+                found: weight.shape.clone(),
+            });
+        }
+    };
+    let mut spec = ConvSpec::square(cin, cout, kh, 1, 0);
+    spec.kernel = [kh, kw];
+    spec.stride = geometry.stride;
+    spec.padding = geometry.padding;
+    spec.dilation = geometry.dilation;
+    let mut weights = weight.values.clone();
+    let mut bias = if w.contains("bias") {
+        w.tensor("bias", &[cout])?.to_vec()
+    } else {
+        vec![0.0; cout]
+    };
+    if let Some(bn) = bn {
+        let shape = [cout];
+        colorize_engine::fold::fold_batch_norm(
+            &name,
+            &mut weights,
+            &mut bias,
+            bn.tensor_any(&["weight", "gamma"], &shape)?,
+            bn.tensor_any(&["bias", "beta"], &shape)?,
+            bn.tensor("running_mean", &shape)?,
+            bn.tensor("running_var", &shape)?,
+            BATCH_NORM_EPS,
+        )?;
+        bn.skip("num_batches_tracked");
+    }
+    Ok(PackedConv::new(
+        &name,
+        spec,
+        &weights,
+        Some(&bias),
+        activation,
+        isa,
+    )?)
+}
