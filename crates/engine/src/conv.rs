@@ -14,6 +14,15 @@
 //! Weights are packed once at load time into panels of `nr` output channels (`[taps · in][nr]`,
 //! zero-padded), and the epilogue fuses bias (batch norm already folded in by the caller),
 //! residual addition and ReLU, tanh or sigmoid before the single store of each output value.
+//!
+//! Grouped convolutions (PyTorch's `groups`; Krizhevsky et al. 2012, ResNeXt arXiv:1611.05431)
+//! are one GEMM per group over the same indirection buffer: group `g`'s panels read input
+//! channels from `g · in/groups` (each row pointer offset by that much, the input's pixel stride
+//! unchanged) and write its own slice of the output channels. Depthwise convolutions (one input
+//! and one output channel per group: MobileNet arXiv:1704.04861, ConvNeXt arXiv:2201.03545)
+//! would waste all but one column of every panel, so they run a per-channel vector loop instead
+//! (XNNPACK's depthwise kernels' structure): NHWC keeps a pixel's channels contiguous, so each
+//! tap is one multiply-add across the channel vector, with the same fused epilogue.
 
 use std::cell::RefCell;
 
@@ -32,7 +41,7 @@ const MAX_TAPS: usize = 121;
 /// a 1 MiB L2 cache).
 const PANEL_GROUP_BYTES: usize = 256 * 1024;
 
-/// Geometry of a 2-D convolution (groups = 1), in PyTorch's terms.
+/// Geometry of a 2-D convolution, in PyTorch's terms (`Conv2d` / `ConvTranspose2d`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvSpec {
     /// Input channels.
@@ -51,6 +60,12 @@ pub struct ConvSpec {
     /// A transposed convolution (PyTorch `ConvTranspose2d`, output_padding 0): each input pixel
     /// spreads over the output, `out[iy·s − pad + ky·d] += in[iy] · w[ky]`.
     pub transposed: bool,
+    /// Channel groups, at least 1 (PyTorch's `groups`): input and output channels are split into
+    /// `groups` equal slices, and output slice `g` sees only input slice `g`. Both channel
+    /// counts must be multiples of it. `groups == in_channels == out_channels` is a depthwise
+    /// convolution (MobileNet, Howard et al. 2017, arXiv:1704.04861; ConvNeXt's 7x7, Liu et al.
+    /// 2022, arXiv:2201.03545).
+    pub groups: usize,
 }
 
 impl ConvSpec {
@@ -70,6 +85,7 @@ impl ConvSpec {
             dilation: [1, 1],
             padding: [pad, pad, pad, pad],
             transposed: false,
+            groups: 1,
         }
     }
 
@@ -85,6 +101,24 @@ impl ConvSpec {
             transposed: true,
             ..Self::square(in_channels, out_channels, k, stride, pad)
         }
+    }
+
+    /// A square `k x k` depthwise convolution of `channels` channels (`groups = in = out`),
+    /// symmetric padding `pad`, stride `stride`, dilation 1: ConvNeXt's
+    /// `Conv2d(dim, dim, 7, padding=3, groups=dim)` is `ConvSpec::depthwise(dim, 7, 1, 3)`.
+    pub fn depthwise(channels: usize, k: usize, stride: usize, pad: usize) -> Self {
+        Self::square(channels, channels, k, stride, pad).with_groups(channels)
+    }
+
+    /// The same geometry with `groups` channel groups (checked by [`PackedConv::new`]).
+    pub fn with_groups(self, groups: usize) -> Self {
+        Self { groups, ..self }
+    }
+
+    /// Whether every group has one input and one output channel (`groups = in = out`), the case
+    /// [`PackedConv`] runs with a per-channel vector loop instead of a GEMM.
+    pub fn is_depthwise(&self) -> bool {
+        self.groups > 1 && self.in_channels == self.groups && self.out_channels == self.groups
     }
 
     /// Output `(height, width)` for an input of `height x width`:
@@ -123,9 +157,10 @@ impl ConvSpec {
         self.kernel[0] * self.kernel[1]
     }
 
-    /// Multiply-adds for an output of `pixels` pixels.
+    /// Multiply-adds for an output of `pixels` pixels: each output value sums
+    /// `in_channels / groups · taps` products.
     pub fn macs(&self, pixels: usize) -> usize {
-        pixels * self.out_channels * self.in_channels * self.taps()
+        pixels * self.out_channels * (self.in_channels / self.groups.max(1)) * self.taps()
     }
 
     fn check(&self, layer: &str) -> Result<(), EngineError> {
@@ -140,6 +175,20 @@ impl ConvSpec {
         }
         if self.kernel.contains(&0) || self.stride.contains(&0) || self.dilation.contains(&0) {
             return bad("kernel size, stride and dilation must be at least 1");
+        }
+        if self.groups == 0 {
+            return bad("groups must be at least 1");
+        }
+        if !self.in_channels.is_multiple_of(self.groups)
+            || !self.out_channels.is_multiple_of(self.groups)
+        {
+            return Err(EngineError::Layer {
+                layer: layer.to_string(),
+                message: format!(
+                    "{} input and {} output channels are not both divisible by {} groups",
+                    self.in_channels, self.out_channels, self.groups
+                ),
+            });
         }
         Ok(())
     }
@@ -166,9 +215,12 @@ pub struct PackedConv {
     spec: ConvSpec,
     isa: Isa,
     activation: Activation,
-    /// `[ceil(out / nr)][taps · in][nr]`, zero-padded past `out_channels`.
+    /// GEMM: `[groups · ceil(out_g / nr)][taps · in_g][nr]` (`in_g`, `out_g`: channels per
+    /// group), each group's last panel zero-padded past its `out_g` channels. Depthwise
+    /// ([`ConvSpec::is_depthwise`]): `[taps][channels]`.
     weights: Vec<f32>,
-    /// `[ceil(out / nr) · nr]`, zero-padded.
+    /// GEMM: `[groups · ceil(out_g / nr) · nr]`, zero-padded as the weights. Depthwise:
+    /// `[channels]`.
     bias: Vec<f32>,
     /// `in_channels` zeros: the row the indirection buffer points to for padding taps.
     zeros: Vec<f32>,
@@ -225,6 +277,8 @@ pub(crate) struct Tile<'a> {
     /// Panel `[taps · cin][nr]`, rows `ldb` floats apart (`nr` for packed weights).
     pub b: *const f32,
     pub ldb: usize,
+    /// Added to every pointer of `a` (a group's first input channel; 0 without groups).
+    pub a_offset: usize,
     /// `nr` bias values.
     pub bias: *const f32,
     pub out: &'a [*mut f32; MAX_MR],
@@ -269,15 +323,16 @@ macro_rules! micro_kernel {
         unsafe fn $name(t: &Tile<'_>) {
             const MR: usize = [$($m),+].len();
             // SAFETY (whole body): `Tile` is built by `PackedConv::run_tile`, which guarantees
-            // `a` holds `taps · MR` pointers to `cin` readable values, `b` points to `taps · cin`
-            // rows of `2 · lanes` weights, `ldb` apart, `bias` to `2 · lanes` values, and `out` /
-            // `res` to `valid_n` writable / readable values for each of the first `valid_m` rows.
+            // `a` holds `taps · MR` pointers to `a_offset + cin` readable values, `b` points to
+            // `taps · cin` rows of `2 · lanes` weights, `ldb` apart, `bias` to `2 · lanes` values,
+            // and `out` / `res` to `valid_n` writable / readable values for each of the first
+            // `valid_m` rows.
             unsafe {
                 $(let mut $lo = $zero; let mut $hi = $zero;)+
                 let mut bp = t.b;
                 let mut ap = t.a.as_ptr();
                 for _ in 0..t.taps {
-                    $(let $row = *ap.add($m);)+
+                    $(let $row = (*ap.add($m)).add(t.a_offset);)+
                     ap = ap.add(MR);
                     for c in 0..t.cin {
                         let b0 = $load(bp);
@@ -387,6 +442,22 @@ mod x86 {
     const _: () = assert!(MAX_MR >= 12);
 
     /// # Safety
+    /// The CPU supports AVX-512F; `r` as documented on [`super::depthwise_row`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn depthwise_avx512(r: &super::DepthwiseRow<'_>) {
+        // SAFETY: forwarded from the caller.
+        unsafe { super::depthwise_row::<true, 64>(r) }
+    }
+
+    /// # Safety
+    /// The CPU supports AVX2 and FMA; `r` as documented on [`super::depthwise_row`].
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn depthwise_avx2(r: &super::DepthwiseRow<'_>) {
+        // SAFETY: forwarded from the caller.
+        unsafe { super::depthwise_row::<true, 32>(r) }
+    }
+
+    /// # Safety
     /// The CPU supports AVX2 and FMA; `t` as documented on [`Tile`].
     pub(super) unsafe fn avx2(t: &Tile<'_>) {
         // SAFETY: the caller checked the CPU features (`Isa::is_available`).
@@ -460,6 +531,113 @@ mod portable {
     }
 }
 
+/// One output row of a depthwise convolution.
+pub(crate) struct DepthwiseRow<'a> {
+    conv: &'a PackedConv,
+    src: &'a Src,
+    dst: &'a Dst,
+    res: Option<&'a Src>,
+    /// `b · oh + oy`.
+    row: usize,
+    out_size: (usize, usize),
+}
+
+/// A depthwise convolution's output row: `out[c] = act(bias[c] + Σ_t in_t[c] · w[t][c] + res[c])`
+/// over the taps `t` inside the input (padding taps add nothing). NHWC keeps a pixel's channels
+/// contiguous, so the sum runs over `CB`-channel blocks held in registers across all taps: two
+/// loads per multiply-add and one store per output value, the loop structure of XNNPACK's
+/// depthwise micro-kernels (`dwconv` "up" kernels), here left to LLVM's vectoriser under each
+/// family's `target_feature`. `FMA` fuses each multiply-add (`mul_add` is a libm call without
+/// hardware FMA, so the portable family multiplies and adds).
+///
+/// # Safety
+/// As [`PackedConv::run_views`], for a depthwise convolution; `r.row < batch · oh`.
+#[inline(always)]
+unsafe fn depthwise_row<const FMA: bool, const CB: usize>(r: &DepthwiseRow<'_>) {
+    let conv = r.conv;
+    let s = &conv.spec;
+    let ch = s.out_channels;
+    let (oh, ow) = r.out_size;
+    let (b, oy) = (r.row / oh, r.row % oh);
+    let (src, dst) = (r.src, r.dst);
+    let mut taps = [(std::ptr::null::<f32>(), 0usize); MAX_TAPS];
+    for ox in 0..ow {
+        let mut n = 0;
+        for ky in 0..s.kernel[0] {
+            let iy = (oy * s.stride[0] + ky * s.dilation[0]) as isize - s.padding[0] as isize;
+            if iy < 0 || iy as usize >= src.height {
+                continue;
+            }
+            for kx in 0..s.kernel[1] {
+                let ix = (ox * s.stride[1] + kx * s.dilation[1]) as isize - s.padding[1] as isize;
+                if ix < 0 || ix as usize >= src.width {
+                    continue;
+                }
+                let pixel = (b * src.height + iy as usize) * src.width + ix as usize;
+                taps[n] = (src.pixel(pixel), ky * s.kernel[1] + kx);
+                n += 1;
+            }
+        }
+        let p = r.row * ow + ox;
+        let (out, res) = (dst.pixel(p), r.res.map(|v| v.pixel(p)));
+        let mut c0 = 0;
+        while c0 < ch {
+            let len = CB.min(ch - c0);
+            // SAFETY: channels `c0..c0 + len` of the pixels under the taps, of the output and of
+            // the residual pixel are inside their views (caller's contract); the weights hold
+            // `taps · ch` values and the bias `ch`.
+            unsafe {
+                if len == CB {
+                    depthwise_block::<FMA, CB>(conv, &taps[..n], c0, CB, out, res);
+                } else {
+                    depthwise_block::<FMA, CB>(conv, &taps[..n], c0, len, out, res);
+                }
+            }
+            c0 += len;
+        }
+    }
+}
+
+/// Channels `c0..c0 + len` (`len ≤ CB`) of one depthwise output pixel (see [`depthwise_row`]).
+///
+/// # Safety
+/// As [`depthwise_row`]: every tap pointer, `out` and `res` address `c0 + len` valid values.
+#[inline(always)]
+unsafe fn depthwise_block<const FMA: bool, const CB: usize>(
+    conv: &PackedConv,
+    taps: &[(*const f32, usize)],
+    c0: usize,
+    len: usize,
+    out: *mut f32,
+    res: Option<*const f32>,
+) {
+    let ch = conv.spec.out_channels;
+    let mut acc = [0f32; CB];
+    let acc = &mut acc[..len];
+    acc.copy_from_slice(&conv.bias[c0..c0 + len]);
+    for &(ptr, t) in taps {
+        // SAFETY: the caller's contract.
+        let x = unsafe { std::slice::from_raw_parts(ptr.add(c0), len) };
+        let w = &conv.weights[t * ch + c0..t * ch + c0 + len];
+        for ((a, &x), &w) in acc.iter_mut().zip(x).zip(w) {
+            *a = if FMA { x.mul_add(w, *a) } else { x * w + *a };
+        }
+    }
+    if let Some(res) = res {
+        // SAFETY: the caller's contract.
+        let r = unsafe { std::slice::from_raw_parts(res.add(c0), len) };
+        acc.iter_mut().zip(r).for_each(|(a, &r)| *a += r);
+    }
+    match conv.activation {
+        Activation::None => {}
+        Activation::Relu => acc.iter_mut().for_each(|a| *a = a.max(0.0)),
+        Activation::Tanh => acc.iter_mut().for_each(|a| *a = tanh_fast(*a)),
+        Activation::Sigmoid => acc.iter_mut().for_each(|a| *a = sigmoid_fast(*a)),
+    }
+    // SAFETY: the caller's contract; `out` overlaps no input.
+    unsafe { std::ptr::copy_nonoverlapping(acc.as_ptr(), out.add(c0), len) };
+}
+
 thread_local! {
     /// Each worker thread's indirection buffer (`[taps][mr]` pointers), reused across calls so a
     /// warm forward pass allocates nothing.
@@ -495,14 +673,16 @@ pub fn sigmoid_fast(x: f32) -> f32 {
 impl PackedConv {
     /// Packs a convolution for the kernel family `isa`.
     ///
-    /// - `weight`: PyTorch layout `[out, in, kh, kw]` (`Conv2d`), or `[in, out, kh, kw]` when
-    ///   `spec.transposed` (`ConvTranspose2d`); `out · in · kh · kw` values.
+    /// - `weight`: PyTorch layout `[out, in / groups, kh, kw]` (`Conv2d`), or
+    ///   `[in, out / groups, kh, kw]` when `spec.transposed` (`ConvTranspose2d`);
+    ///   `out · in / groups · kh · kw` values.
     /// - `bias`: `out` values, or `None` for zeros.
     /// - `name` names the layer in errors.
     ///
     /// # Errors
-    /// [`EngineError::Layer`] if the lengths do not match `spec`, a size is zero, or the kernel has
-    /// more than 121 taps; [`EngineError::IsaUnavailable`] if this CPU cannot run `isa`.
+    /// [`EngineError::Layer`] if the lengths do not match `spec`, a size or `groups` is zero, a
+    /// channel count is not divisible by `groups`, or the kernel has more than 121 taps;
+    /// [`EngineError::IsaUnavailable`] if this CPU cannot run `isa`.
     pub fn new(
         name: &str,
         spec: ConvSpec,
@@ -519,19 +699,30 @@ impl PackedConv {
             layer: name.to_string(),
             message,
         };
-        let (cin, cout, taps) = (spec.in_channels, spec.out_channels, spec.taps());
+        let (cin, cout, taps, groups) = (
+            spec.in_channels,
+            spec.out_channels,
+            spec.taps(),
+            spec.groups,
+        );
+        let (cin_g, cout_g) = (cin / groups, cout / groups);
         if taps > MAX_TAPS {
             return Err(layer_err(format!(
                 "{taps} kernel taps (at most 121, 11x11)"
             )));
         }
-        if weight.len() != cout * cin * taps {
+        if weight.len() != cout * cin_g * taps {
+            let (a, b) = if spec.transposed {
+                (cin, cout_g)
+            } else {
+                (cout, cin_g)
+            };
             return Err(layer_err(format!(
-                "weight has {} values, [{cout}, {cin}, {}, {}] needs {}",
+                "weight has {} values, [{a}, {b}, {}, {}] needs {}",
                 weight.len(),
                 spec.kernel[0],
                 spec.kernel[1],
-                cout * cin * taps
+                cout * cin_g * taps
             )));
         }
         if let Some(b) = bias
@@ -542,36 +733,54 @@ impl PackedConv {
                 b.len()
             )));
         }
-        let nr = isa.nr();
-        let blocks = cout.div_ceil(nr);
-        let k = taps * cin;
-        let mut packed = vec![0f32; blocks * k * nr];
-        for o in 0..cout {
-            let (blk, j) = (o / nr, o % nr);
-            for c in 0..cin {
-                let src = if spec.transposed {
-                    (c * cout + o) * taps
-                } else {
-                    (o * cin + c) * taps
-                };
-                for t in 0..taps {
-                    packed[(blk * k + t * cin + c) * nr + j] = weight[src + t];
-                }
-            }
-        }
-        let mut padded_bias = vec![0f32; blocks * nr];
-        if let Some(b) = bias {
-            padded_bias[..cout].copy_from_slice(b);
-        }
-        Ok(Self {
+        let mut conv = Self {
             name: name.to_string(),
             spec,
             isa,
             activation,
-            weights: packed,
-            bias: padded_bias,
+            weights: Vec::new(),
+            bias: Vec::new(),
             zeros: vec![0f32; cin],
-        })
+        };
+        if spec.is_depthwise() && !spec.transposed {
+            // `[C, 1, kh, kw]` → `[taps][C]`: each tap's weights are one contiguous channel
+            // vector, as the per-channel loop reads them.
+            let mut packed = vec![0f32; taps * cout];
+            for o in 0..cout {
+                for t in 0..taps {
+                    packed[t * cout + o] = weight[o * taps + t];
+                }
+            }
+            conv.weights = packed;
+            conv.bias = bias.map_or_else(|| vec![0f32; cout], <[f32]>::to_vec);
+            conv.zeros = Vec::new();
+            return Ok(conv);
+        }
+        let nr = isa.nr();
+        let blocks_g = cout_g.div_ceil(nr);
+        let k = taps * cin_g;
+        let mut packed = vec![0f32; groups * blocks_g * k * nr];
+        let mut padded_bias = vec![0f32; groups * blocks_g * nr];
+        for o in 0..cout {
+            let (g, ol) = (o / cout_g, o % cout_g);
+            let (blk, j) = (g * blocks_g + ol / nr, ol % nr);
+            for cl in 0..cin_g {
+                let src = if spec.transposed {
+                    ((g * cin_g + cl) * cout_g + ol) * taps
+                } else {
+                    (o * cin_g + cl) * taps
+                };
+                for t in 0..taps {
+                    packed[(blk * k + t * cin_g + cl) * nr + j] = weight[src + t];
+                }
+            }
+            if let Some(b) = bias {
+                padded_bias[blk * nr + j] = b[o];
+            }
+        }
+        conv.weights = packed;
+        conv.bias = padded_bias;
+        Ok(conv)
     }
 
     /// The layer's name.
@@ -696,11 +905,17 @@ impl PackedConv {
         if pixels == 0 {
             return;
         }
+        if s.is_depthwise() && !s.transposed {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.run_depthwise(src, dst, res, (oh, ow)) };
+            return;
+        }
         let (mr, nr) = (self.isa.mr(), self.isa.nr());
-        let (cin, cout, taps) = (s.in_channels, s.out_channels, s.taps());
-        let k = taps * cin;
+        let taps = s.taps();
+        let k = taps * (s.in_channels / s.groups);
         let tiles = pixels.div_ceil(mr);
-        let blocks = cout.div_ceil(nr);
+        // Panels of all groups, in order: a task's block range may span groups.
+        let blocks = s.groups * (s.out_channels / s.groups).div_ceil(nr);
         let group = (PANEL_GROUP_BYTES / (k * nr * 4).max(1)).clamp(1, blocks);
         let groups = blocks.div_ceil(group);
         let threads = rayon::current_num_threads().max(1);
@@ -747,6 +962,40 @@ impl PackedConv {
         }
     }
 
+    /// A depthwise convolution ([`ConvSpec::is_depthwise`]): one output row per task, each
+    /// output pixel a per-channel multiply-add over its taps (see [`depthwise_row`]).
+    ///
+    /// # Safety
+    /// As [`PackedConv::run_views`]; `(oh, ow)` is the output size.
+    unsafe fn run_depthwise(&self, src: Src, dst: Dst, res: Option<Src>, (oh, ow): (usize, usize)) {
+        let rows = src.batch * oh;
+        let row_task = |row: usize| {
+            let r = DepthwiseRow {
+                conv: self,
+                src: &src,
+                dst: &dst,
+                res: res.as_ref(),
+                row,
+                out_size: (oh, ow),
+            };
+            // SAFETY: forwarded from the caller; the ISA was checked in `new`.
+            unsafe {
+                match self.isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => x86::depthwise_avx512(&r),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => x86::depthwise_avx2(&r),
+                    _ => depthwise_row::<false, 16>(&r),
+                }
+            }
+        };
+        if rows == 1 || rayon::current_num_threads() == 1 {
+            (0..rows).for_each(row_task);
+        } else {
+            (0..rows).into_par_iter().for_each(row_task);
+        }
+    }
+
     /// One tile of `mr` output pixels against the packed blocks `blocks`.
     ///
     /// # Safety
@@ -766,7 +1015,9 @@ impl PackedConv {
     ) {
         let s = &self.spec;
         let (mr, nr) = (self.isa.mr(), self.isa.nr());
-        let (cin, cout, taps) = (s.in_channels, s.out_channels, s.taps());
+        let taps = s.taps();
+        let (cin_g, cout_g) = (s.in_channels / s.groups, s.out_channels / s.groups);
+        let blocks_g = cout_g.div_ceil(nr);
         let [kh, kw] = s.kernel;
         let [sy, sx] = s.stride;
         let [dy, dx] = s.dilation;
@@ -833,11 +1084,15 @@ impl PackedConv {
         }
         let mut out = [std::ptr::null_mut::<f32>(); MAX_MR];
         let mut residual = [std::ptr::null::<f32>(); MAX_MR];
-        let k = taps * cin;
+        let k = taps * cin_g;
         for blk in blocks {
-            let col0 = blk * nr;
+            // Panel `blk` is panel `lb` of group `g`: output channels from `col0`, reading the
+            // group's input channels from `g · cin_g`.
+            let (g, lb) = (blk / blocks_g, blk % blocks_g);
+            let col0 = g * cout_g + lb * nr;
             for m in 0..valid_m {
-                // SAFETY: pixel `p0 + m` and channel `col0` are inside the output / residual views.
+                // SAFETY: pixel `p0 + m` and channel `col0` are inside the output / residual
+                // views.
                 unsafe {
                     out[m] = dst.ptr.add((p0 + m) * dst.stride + col0);
                     if let Some(r) = res {
@@ -848,15 +1103,16 @@ impl PackedConv {
             let tile = Tile {
                 a: &table[..taps * mr],
                 taps,
-                cin,
+                cin: cin_g,
                 // SAFETY: block `blk` is inside the packed weights and bias.
                 b: unsafe { self.weights.as_ptr().add(blk * k * nr) },
                 ldb: nr,
-                bias: unsafe { self.bias.as_ptr().add(col0) },
+                a_offset: g * cin_g,
+                bias: unsafe { self.bias.as_ptr().add(blk * nr) },
                 out: &out,
                 res: res.map(|_| &residual),
                 valid_m,
-                valid_n: nr.min(cout - col0),
+                valid_n: nr.min(cout_g - lb * nr),
                 relu: self.activation == Activation::Relu,
             };
             // SAFETY: the tile satisfies the kernel contract; the ISA was checked in `new`.

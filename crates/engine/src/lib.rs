@@ -8,7 +8,8 @@
 //!
 //! Activations are NHWC `f32` throughout (`[batch, height, width, channels]`).
 //!
-//! - [`conv`]: the indirect implicit-GEMM convolution and its micro-kernels.
+//! - [`conv`]: the indirect implicit-GEMM convolution and its micro-kernels (grouped convolutions
+//!   as one GEMM per group, depthwise ones as a per-channel vector loop).
 //! - [`ops`]: the graph's ops, one file each behind one internal interface: convolution,
 //!   pooling, resizing, pixel shuffle, self-attention, copy, concatenation.
 //! - [`attention`]: SAGAN self-attention on the convolution kernels.

@@ -1,5 +1,6 @@
 //! A convolution node: a [`PackedConv`] (the indirect implicit GEMM of Dukhan,
-//! arXiv:1907.02129, in [`crate::conv`]) reading one value, with an optional residual value added in its epilogue before the activation (ResNet's `out + x`, He
+//! arXiv:1907.02129, or the depthwise loop, both in [`crate::conv`]) reading one value, with an
+//! optional residual value added in its epilogue before the activation (ResNet's `out + x`, He
 //! et al. 2015, arXiv:1512.03385).
 
 use super::{Io, Node, ShapeError};
