@@ -386,6 +386,153 @@ macro_rules! micro_kernel {
     };
 }
 
+/// One output row of a depthwise convolution.
+pub(crate) struct DepthwiseRow<'a> {
+    conv: &'a PackedConv,
+    src: &'a Src,
+    dst: &'a Dst,
+    res: Option<&'a Src>,
+    /// `b · oh + oy`.
+    row: usize,
+    out_size: (usize, usize),
+}
+
+/// A depthwise kernel: one output pixel from its taps inside the input (`(pointer to the input
+/// pixel, tap index)`), its output and its residual pixel (see `depthwise_pixel!`).
+type DepthwisePixel = unsafe fn(&PackedConv, &[(*const f32, usize)], *mut f32, Option<*const f32>);
+
+/// A depthwise convolution's output row: for each pixel, the taps that fall inside the input
+/// (padding taps add nothing), then the family's pixel kernel, then tanh or sigmoid.
+///
+/// # Safety
+/// As [`PackedConv::run_views`], for a depthwise convolution; `r.row < batch · oh`; `pixel`
+/// runs on this CPU.
+unsafe fn depthwise_row(r: &DepthwiseRow<'_>, pixel: DepthwisePixel) {
+    let conv = r.conv;
+    let s = &conv.spec;
+    let ch = s.out_channels;
+    let (oh, ow) = r.out_size;
+    let (b, oy) = (r.row / oh, r.row % oh);
+    let (src, dst) = (r.src, r.dst);
+    let mut taps = [(std::ptr::null::<f32>(), 0usize); MAX_TAPS];
+    for ox in 0..ow {
+        let mut n = 0;
+        for ky in 0..s.kernel[0] {
+            let iy = (oy * s.stride[0] + ky * s.dilation[0]) as isize - s.padding[0] as isize;
+            if iy < 0 || iy as usize >= src.height {
+                continue;
+            }
+            for kx in 0..s.kernel[1] {
+                let ix = (ox * s.stride[1] + kx * s.dilation[1]) as isize - s.padding[1] as isize;
+                if ix < 0 || ix as usize >= src.width {
+                    continue;
+                }
+                let pixel = (b * src.height + iy as usize) * src.width + ix as usize;
+                taps[n] = (src.pixel(pixel), ky * s.kernel[1] + kx);
+                n += 1;
+            }
+        }
+        let p = r.row * ow + ox;
+        let out = dst.pixel(p);
+        // SAFETY: the pixels under the taps, the output and the residual pixel hold `ch` values
+        // each (caller's contract); the weights hold `taps · ch` values and the bias `ch`.
+        unsafe { pixel(conv, &taps[..n], out, r.res.map(|v| v.pixel(p))) };
+        let apply = |f: fn(f32) -> f32| {
+            // SAFETY: as above; the kernel's stores are done.
+            let px = unsafe { std::slice::from_raw_parts_mut(out, ch) };
+            px.iter_mut().for_each(|v| *v = f(*v));
+        };
+        match conv.activation {
+            Activation::Tanh => apply(tanh_fast),
+            Activation::Sigmoid => apply(sigmoid_fast),
+            Activation::None | Activation::Relu => {}
+        }
+    }
+}
+
+/// Generates one family's depthwise pixel kernel from its vector primitives:
+/// `out[c] = bias[c] + Σ_t in_t[c] · w[t][c] (+ res[c]) (then ReLU)`. NHWC keeps a pixel's
+/// channels contiguous, so the sum runs over blocks of four vectors of channels held in registers
+/// across all taps (two loads per multiply-add, one store per output value), then single vectors,
+/// then a scalar tail — the loop structure of XNNPACK's depthwise (`dwconv`) micro-kernels.
+/// Explicit, because LLVM left the AVX2 version of the plain loop scalar.
+macro_rules! depthwise_pixel {
+    ($(#[$attr:meta])* $name:ident, $lanes:expr, $zero:expr, $load:path, $store:path,
+     $fma:path, $add:path, $max:path) => {
+        $(#[$attr])*
+        pub(super) unsafe fn $name(
+            conv: &super::PackedConv,
+            taps: &[(*const f32, usize)],
+            out: *mut f32,
+            res: Option<*const f32>,
+        ) {
+            const L: usize = $lanes;
+            let ch = conv.spec.out_channels;
+            let relu = conv.activation == super::Activation::Relu;
+            let (w, bias) = (conv.weights.as_ptr(), conv.bias.as_ptr());
+            // SAFETY (whole body): `depthwise_row`'s contract: every tap pointer, `out` and
+            // `res` address `ch` values, the weights `[taps][ch]`, the bias `ch`.
+            unsafe {
+                let mut c0 = 0;
+                while c0 + 4 * L <= ch {
+                    let (mut a0, mut a1, mut a2, mut a3) = (
+                        $load(bias.add(c0)),
+                        $load(bias.add(c0 + L)),
+                        $load(bias.add(c0 + 2 * L)),
+                        $load(bias.add(c0 + 3 * L)),
+                    );
+                    for &(p, t) in taps {
+                        let (x, wt) = (p.add(c0), w.add(t * ch + c0));
+                        a0 = $fma($load(x), $load(wt), a0);
+                        a1 = $fma($load(x.add(L)), $load(wt.add(L)), a1);
+                        a2 = $fma($load(x.add(2 * L)), $load(wt.add(2 * L)), a2);
+                        a3 = $fma($load(x.add(3 * L)), $load(wt.add(3 * L)), a3);
+                    }
+                    if let Some(r) = res {
+                        a0 = $add(a0, $load(r.add(c0)));
+                        a1 = $add(a1, $load(r.add(c0 + L)));
+                        a2 = $add(a2, $load(r.add(c0 + 2 * L)));
+                        a3 = $add(a3, $load(r.add(c0 + 3 * L)));
+                    }
+                    if relu {
+                        let z = $zero;
+                        (a0, a1, a2, a3) = ($max(a0, z), $max(a1, z), $max(a2, z), $max(a3, z));
+                    }
+                    $store(out.add(c0), a0);
+                    $store(out.add(c0 + L), a1);
+                    $store(out.add(c0 + 2 * L), a2);
+                    $store(out.add(c0 + 3 * L), a3);
+                    c0 += 4 * L;
+                }
+                while c0 + L <= ch {
+                    let mut a = $load(bias.add(c0));
+                    for &(p, t) in taps {
+                        a = $fma($load(p.add(c0)), $load(w.add(t * ch + c0)), a);
+                    }
+                    if let Some(r) = res {
+                        a = $add(a, $load(r.add(c0)));
+                    }
+                    if relu {
+                        a = $max(a, $zero);
+                    }
+                    $store(out.add(c0), a);
+                    c0 += L;
+                }
+                for c in c0..ch {
+                    let mut a = *bias.add(c);
+                    for &(p, t) in taps {
+                        a += *p.add(c) * *w.add(t * ch + c);
+                    }
+                    if let Some(r) = res {
+                        a += *r.add(c);
+                    }
+                    *out.add(c) = if relu { a.max(0.0) } else { a };
+                }
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{MAX_MR, Tile};
@@ -441,21 +588,33 @@ mod x86 {
 
     const _: () = assert!(MAX_MR >= 12);
 
-    /// # Safety
-    /// The CPU supports AVX-512F; `r` as documented on [`super::depthwise_row`].
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn depthwise_avx512(r: &super::DepthwiseRow<'_>) {
-        // SAFETY: forwarded from the caller.
-        unsafe { super::depthwise_row::<true, 64>(r) }
-    }
+    depthwise_pixel!(
+        /// # Safety
+        /// The CPU supports AVX-512F; as `super::depthwise_row`.
+        #[target_feature(enable = "avx512f")]
+        depthwise_avx512,
+        16,
+        _mm512_setzero_ps(),
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_fmadd_ps,
+        _mm512_add_ps,
+        _mm512_max_ps
+    );
 
-    /// # Safety
-    /// The CPU supports AVX2 and FMA; `r` as documented on [`super::depthwise_row`].
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn depthwise_avx2(r: &super::DepthwiseRow<'_>) {
-        // SAFETY: forwarded from the caller.
-        unsafe { super::depthwise_row::<true, 32>(r) }
-    }
+    depthwise_pixel!(
+        /// # Safety
+        /// The CPU supports AVX2 and FMA; as `super::depthwise_row`.
+        #[target_feature(enable = "avx2,fma")]
+        depthwise_avx2,
+        8,
+        _mm256_setzero_ps(),
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_fmadd_ps,
+        _mm256_add_ps,
+        _mm256_max_ps
+    );
 
     /// # Safety
     /// The CPU supports AVX2 and FMA; `t` as documented on [`Tile`].
@@ -523,119 +682,25 @@ mod portable {
         ]
     );
 
+    depthwise_pixel!(
+        /// # Safety
+        /// As `super::depthwise_row`.
+        depthwise,
+        4,
+        [0f32; 4],
+        load,
+        store,
+        fma,
+        add,
+        max
+    );
+
     /// # Safety
     /// `t` as documented on [`Tile`].
     pub(super) unsafe fn run(t: &Tile<'_>) {
         // SAFETY: forwarded from the caller.
         unsafe { kernel(t) }
     }
-}
-
-/// One output row of a depthwise convolution.
-pub(crate) struct DepthwiseRow<'a> {
-    conv: &'a PackedConv,
-    src: &'a Src,
-    dst: &'a Dst,
-    res: Option<&'a Src>,
-    /// `b · oh + oy`.
-    row: usize,
-    out_size: (usize, usize),
-}
-
-/// A depthwise convolution's output row: `out[c] = act(bias[c] + Σ_t in_t[c] · w[t][c] + res[c])`
-/// over the taps `t` inside the input (padding taps add nothing). NHWC keeps a pixel's channels
-/// contiguous, so the sum runs over `CB`-channel blocks held in registers across all taps: two
-/// loads per multiply-add and one store per output value, the loop structure of XNNPACK's
-/// depthwise micro-kernels (`dwconv` "up" kernels), here left to LLVM's vectoriser under each
-/// family's `target_feature`. `FMA` fuses each multiply-add (`mul_add` is a libm call without
-/// hardware FMA, so the portable family multiplies and adds).
-///
-/// # Safety
-/// As [`PackedConv::run_views`], for a depthwise convolution; `r.row < batch · oh`.
-#[inline(always)]
-unsafe fn depthwise_row<const FMA: bool, const CB: usize>(r: &DepthwiseRow<'_>) {
-    let conv = r.conv;
-    let s = &conv.spec;
-    let ch = s.out_channels;
-    let (oh, ow) = r.out_size;
-    let (b, oy) = (r.row / oh, r.row % oh);
-    let (src, dst) = (r.src, r.dst);
-    let mut taps = [(std::ptr::null::<f32>(), 0usize); MAX_TAPS];
-    for ox in 0..ow {
-        let mut n = 0;
-        for ky in 0..s.kernel[0] {
-            let iy = (oy * s.stride[0] + ky * s.dilation[0]) as isize - s.padding[0] as isize;
-            if iy < 0 || iy as usize >= src.height {
-                continue;
-            }
-            for kx in 0..s.kernel[1] {
-                let ix = (ox * s.stride[1] + kx * s.dilation[1]) as isize - s.padding[1] as isize;
-                if ix < 0 || ix as usize >= src.width {
-                    continue;
-                }
-                let pixel = (b * src.height + iy as usize) * src.width + ix as usize;
-                taps[n] = (src.pixel(pixel), ky * s.kernel[1] + kx);
-                n += 1;
-            }
-        }
-        let p = r.row * ow + ox;
-        let (out, res) = (dst.pixel(p), r.res.map(|v| v.pixel(p)));
-        let mut c0 = 0;
-        while c0 < ch {
-            let len = CB.min(ch - c0);
-            // SAFETY: channels `c0..c0 + len` of the pixels under the taps, of the output and of
-            // the residual pixel are inside their views (caller's contract); the weights hold
-            // `taps · ch` values and the bias `ch`.
-            unsafe {
-                if len == CB {
-                    depthwise_block::<FMA, CB>(conv, &taps[..n], c0, CB, out, res);
-                } else {
-                    depthwise_block::<FMA, CB>(conv, &taps[..n], c0, len, out, res);
-                }
-            }
-            c0 += len;
-        }
-    }
-}
-
-/// Channels `c0..c0 + len` (`len ≤ CB`) of one depthwise output pixel (see [`depthwise_row`]).
-///
-/// # Safety
-/// As [`depthwise_row`]: every tap pointer, `out` and `res` address `c0 + len` valid values.
-#[inline(always)]
-unsafe fn depthwise_block<const FMA: bool, const CB: usize>(
-    conv: &PackedConv,
-    taps: &[(*const f32, usize)],
-    c0: usize,
-    len: usize,
-    out: *mut f32,
-    res: Option<*const f32>,
-) {
-    let ch = conv.spec.out_channels;
-    let mut acc = [0f32; CB];
-    let acc = &mut acc[..len];
-    acc.copy_from_slice(&conv.bias[c0..c0 + len]);
-    for &(ptr, t) in taps {
-        // SAFETY: the caller's contract.
-        let x = unsafe { std::slice::from_raw_parts(ptr.add(c0), len) };
-        let w = &conv.weights[t * ch + c0..t * ch + c0 + len];
-        for ((a, &x), &w) in acc.iter_mut().zip(x).zip(w) {
-            *a = if FMA { x.mul_add(w, *a) } else { x * w + *a };
-        }
-    }
-    if let Some(res) = res {
-        // SAFETY: the caller's contract.
-        let r = unsafe { std::slice::from_raw_parts(res.add(c0), len) };
-        acc.iter_mut().zip(r).for_each(|(a, &r)| *a += r);
-    }
-    match conv.activation {
-        Activation::None => {}
-        Activation::Relu => acc.iter_mut().for_each(|a| *a = a.max(0.0)),
-        Activation::Tanh => acc.iter_mut().for_each(|a| *a = tanh_fast(*a)),
-        Activation::Sigmoid => acc.iter_mut().for_each(|a| *a = sigmoid_fast(*a)),
-    }
-    // SAFETY: the caller's contract; `out` overlaps no input.
-    unsafe { std::ptr::copy_nonoverlapping(acc.as_ptr(), out.add(c0), len) };
 }
 
 thread_local! {
@@ -963,12 +1028,19 @@ impl PackedConv {
     }
 
     /// A depthwise convolution ([`ConvSpec::is_depthwise`]): one output row per task, each
-    /// output pixel a per-channel multiply-add over its taps (see [`depthwise_row`]).
+    /// output pixel a per-channel multiply-add over its taps (see `depthwise_pixel!`).
     ///
     /// # Safety
     /// As [`PackedConv::run_views`]; `(oh, ow)` is the output size.
     unsafe fn run_depthwise(&self, src: Src, dst: Dst, res: Option<Src>, (oh, ow): (usize, usize)) {
         let rows = src.batch * oh;
+        let pixel: DepthwisePixel = match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::depthwise_avx512,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::depthwise_avx2,
+            _ => portable::depthwise,
+        };
         let row_task = |row: usize| {
             let r = DepthwiseRow {
                 conv: self,
@@ -979,15 +1051,7 @@ impl PackedConv {
                 out_size: (oh, ow),
             };
             // SAFETY: forwarded from the caller; the ISA was checked in `new`.
-            unsafe {
-                match self.isa {
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => x86::depthwise_avx512(&r),
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => x86::depthwise_avx2(&r),
-                    _ => depthwise_row::<false, 16>(&r),
-                }
-            }
+            unsafe { depthwise_row(&r, pixel) };
         };
         if rows == 1 || rayon::current_num_threads() == 1 {
             (0..rows).for_each(row_task);
