@@ -234,6 +234,19 @@ fn bad_graph_inputs_are_errors() {
     assert!(g.concat(&[x]).is_ok());
 }
 
+/// A concatenation of nothing is refused when it is built (it used to index an empty list when
+/// the graph was planned).
+#[test]
+fn empty_concat_is_an_error() {
+    let (mut g, _) = Graph::new(3);
+    assert!(
+        g.concat(&[])
+            .unwrap_err()
+            .to_string()
+            .contains("needs a part")
+    );
+}
+
 /// SAGAN self-attention against the formula of `../shared/reference/deoldify.md` §3.5, computed
 /// naively in f64: `out_j = x_j + γ Σ_i softmax_i(f_i · g_j) h_i`, softmax over i (fastai's dim=1).
 #[test]
