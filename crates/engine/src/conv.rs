@@ -981,10 +981,12 @@ impl PackedConv {
         let tiles = pixels.div_ceil(mr);
         // Panels of all groups, in order: a task's block range may span groups.
         let blocks = s.groups * (s.out_channels / s.groups).div_ceil(nr);
-        let group = (PANEL_GROUP_BYTES / (k * nr * 4).max(1)).clamp(1, blocks);
-        let groups = blocks.div_ceil(group);
+        // Tasks split the panels into runs of `per_run` (about PANEL_GROUP_BYTES of weights; not
+        // to be confused with channel groups) and the tiles into `chunks`.
+        let per_run = (PANEL_GROUP_BYTES / (k * nr * 4).max(1)).clamp(1, blocks);
+        let runs = blocks.div_ceil(per_run);
         let threads = rayon::current_num_threads().max(1);
-        let chunks = (4 * threads).div_ceil(groups).clamp(1, tiles);
+        let chunks = (4 * threads).div_ceil(runs).clamp(1, tiles);
         // Offset (in floats) of each tap from the tap (0, 0), valid for pixels whose taps all fall
         // inside the input: those skip the per-tap bounds checks.
         let mut tap_offsets = [0usize; MAX_TAPS];
@@ -995,9 +997,9 @@ impl PackedConv {
             }
         }
         let run_task = |task: usize| {
-            let (chunk, grp) = (task / groups, task % groups);
+            let (chunk, run) = (task / runs, task % runs);
             let tile_range = chunk * tiles / chunks..(chunk + 1) * tiles / chunks;
-            let block_range = grp * group..((grp + 1) * group).min(blocks);
+            let block_range = run * per_run..((run + 1) * per_run).min(blocks);
             INDIRECTION.with(|table| {
                 let mut table = table.borrow_mut();
                 table.resize(taps * mr, std::ptr::null());
@@ -1019,7 +1021,7 @@ impl PackedConv {
                 }
             });
         };
-        let tasks = chunks * groups;
+        let tasks = chunks * runs;
         if tasks == 1 || threads == 1 {
             (0..tasks).for_each(run_task);
         } else {
