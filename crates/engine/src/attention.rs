@@ -122,6 +122,7 @@ pub(crate) unsafe fn self_attention(
                             // SAFETY: block inside the padded fᵀ.
                             b: unsafe { ft.0.add(blk * nr) },
                             ldb: np,
+                            a_offset: 0,
                             bias: ZERO_BIAS.as_ptr(),
                             out: &out,
                             res: None,
@@ -175,6 +176,7 @@ pub(crate) unsafe fn self_attention(
                                 // SAFETY: chunk and block inside the padded h.
                                 b: unsafe { hp.0.add(k0 * cp + blk * nr) },
                                 ldb: cp,
+                                a_offset: 0,
                                 bias: ZERO_BIAS.as_ptr(),
                                 out: &out,
                                 res: Some(&res),

@@ -14,6 +14,15 @@
 //! Weights are packed once at load time into panels of `nr` output channels (`[taps · in][nr]`,
 //! zero-padded), and the epilogue fuses bias (batch norm already folded in by the caller),
 //! residual addition and ReLU, tanh or sigmoid before the single store of each output value.
+//!
+//! Grouped convolutions (PyTorch's `groups`; Krizhevsky et al. 2012, ResNeXt arXiv:1611.05431)
+//! are one GEMM per group over the same indirection buffer: group `g`'s panels read input
+//! channels from `g · in/groups` (each row pointer offset by that much, the input's pixel stride
+//! unchanged) and write its own slice of the output channels. Depthwise convolutions (one input
+//! and one output channel per group: MobileNet arXiv:1704.04861, ConvNeXt arXiv:2201.03545)
+//! would waste all but one column of every panel, so they run a per-channel vector loop instead
+//! (XNNPACK's depthwise kernels' structure): NHWC keeps a pixel's channels contiguous, so each
+//! tap is one multiply-add across the channel vector, with the same fused epilogue.
 
 use std::cell::RefCell;
 
@@ -32,7 +41,7 @@ const MAX_TAPS: usize = 121;
 /// a 1 MiB L2 cache).
 const PANEL_GROUP_BYTES: usize = 256 * 1024;
 
-/// Geometry of a 2-D convolution (groups = 1), in PyTorch's terms.
+/// Geometry of a 2-D convolution, in PyTorch's terms (`Conv2d` / `ConvTranspose2d`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvSpec {
     /// Input channels.
@@ -51,6 +60,12 @@ pub struct ConvSpec {
     /// A transposed convolution (PyTorch `ConvTranspose2d`, output_padding 0): each input pixel
     /// spreads over the output, `out[iy·s − pad + ky·d] += in[iy] · w[ky]`.
     pub transposed: bool,
+    /// Channel groups, at least 1 (PyTorch's `groups`): input and output channels are split into
+    /// `groups` equal slices, and output slice `g` sees only input slice `g`. Both channel
+    /// counts must be multiples of it. `groups == in_channels == out_channels` is a depthwise
+    /// convolution (MobileNet, Howard et al. 2017, arXiv:1704.04861; ConvNeXt's 7x7, Liu et al.
+    /// 2022, arXiv:2201.03545).
+    pub groups: usize,
 }
 
 impl ConvSpec {
@@ -70,6 +85,7 @@ impl ConvSpec {
             dilation: [1, 1],
             padding: [pad, pad, pad, pad],
             transposed: false,
+            groups: 1,
         }
     }
 
@@ -85,6 +101,24 @@ impl ConvSpec {
             transposed: true,
             ..Self::square(in_channels, out_channels, k, stride, pad)
         }
+    }
+
+    /// A square `k x k` depthwise convolution of `channels` channels (`groups = in = out`),
+    /// symmetric padding `pad`, stride `stride`, dilation 1: ConvNeXt's
+    /// `Conv2d(dim, dim, 7, padding=3, groups=dim)` is `ConvSpec::depthwise(dim, 7, 1, 3)`.
+    pub fn depthwise(channels: usize, k: usize, stride: usize, pad: usize) -> Self {
+        Self::square(channels, channels, k, stride, pad).with_groups(channels)
+    }
+
+    /// The same geometry with `groups` channel groups (checked by [`PackedConv::new`]).
+    pub fn with_groups(self, groups: usize) -> Self {
+        Self { groups, ..self }
+    }
+
+    /// Whether every group has one input and one output channel (`groups = in = out`), the case
+    /// [`PackedConv`] runs with a per-channel vector loop instead of a GEMM.
+    pub fn is_depthwise(&self) -> bool {
+        self.groups > 1 && self.in_channels == self.groups && self.out_channels == self.groups
     }
 
     /// Output `(height, width)` for an input of `height x width`:
@@ -123,9 +157,10 @@ impl ConvSpec {
         self.kernel[0] * self.kernel[1]
     }
 
-    /// Multiply-adds for an output of `pixels` pixels.
+    /// Multiply-adds for an output of `pixels` pixels: each output value sums
+    /// `in_channels / groups · taps` products.
     pub fn macs(&self, pixels: usize) -> usize {
-        pixels * self.out_channels * self.in_channels * self.taps()
+        pixels * self.out_channels * (self.in_channels / self.groups.max(1)) * self.taps()
     }
 
     fn check(&self, layer: &str) -> Result<(), EngineError> {
@@ -140,6 +175,20 @@ impl ConvSpec {
         }
         if self.kernel.contains(&0) || self.stride.contains(&0) || self.dilation.contains(&0) {
             return bad("kernel size, stride and dilation must be at least 1");
+        }
+        if self.groups == 0 {
+            return bad("groups must be at least 1");
+        }
+        if !self.in_channels.is_multiple_of(self.groups)
+            || !self.out_channels.is_multiple_of(self.groups)
+        {
+            return Err(EngineError::Layer {
+                layer: layer.to_string(),
+                message: format!(
+                    "{} input and {} output channels are not both divisible by {} groups",
+                    self.in_channels, self.out_channels, self.groups
+                ),
+            });
         }
         Ok(())
     }
@@ -166,9 +215,12 @@ pub struct PackedConv {
     spec: ConvSpec,
     isa: Isa,
     activation: Activation,
-    /// `[ceil(out / nr)][taps · in][nr]`, zero-padded past `out_channels`.
+    /// GEMM: `[groups · ceil(out_g / nr)][taps · in_g][nr]` (`in_g`, `out_g`: channels per
+    /// group), each group's last panel zero-padded past its `out_g` channels. Depthwise
+    /// ([`ConvSpec::is_depthwise`]): `[taps][channels]`.
     weights: Vec<f32>,
-    /// `[ceil(out / nr) · nr]`, zero-padded.
+    /// GEMM: `[groups · ceil(out_g / nr) · nr]`, zero-padded as the weights. Depthwise:
+    /// `[channels]`.
     bias: Vec<f32>,
     /// `in_channels` zeros: the row the indirection buffer points to for padding taps.
     zeros: Vec<f32>,
@@ -225,6 +277,8 @@ pub(crate) struct Tile<'a> {
     /// Panel `[taps · cin][nr]`, rows `ldb` floats apart (`nr` for packed weights).
     pub b: *const f32,
     pub ldb: usize,
+    /// Added to every pointer of `a` (a group's first input channel; 0 without groups).
+    pub a_offset: usize,
     /// `nr` bias values.
     pub bias: *const f32,
     pub out: &'a [*mut f32; MAX_MR],
@@ -269,15 +323,16 @@ macro_rules! micro_kernel {
         unsafe fn $name(t: &Tile<'_>) {
             const MR: usize = [$($m),+].len();
             // SAFETY (whole body): `Tile` is built by `PackedConv::run_tile`, which guarantees
-            // `a` holds `taps · MR` pointers to `cin` readable values, `b` points to `taps · cin`
-            // rows of `2 · lanes` weights, `ldb` apart, `bias` to `2 · lanes` values, and `out` /
-            // `res` to `valid_n` writable / readable values for each of the first `valid_m` rows.
+            // `a` holds `taps · MR` pointers to `a_offset + cin` readable values, `b` points to
+            // `taps · cin` rows of `2 · lanes` weights, `ldb` apart, `bias` to `2 · lanes` values,
+            // and `out` / `res` to `valid_n` writable / readable values for each of the first
+            // `valid_m` rows.
             unsafe {
                 $(let mut $lo = $zero; let mut $hi = $zero;)+
                 let mut bp = t.b;
                 let mut ap = t.a.as_ptr();
                 for _ in 0..t.taps {
-                    $(let $row = *ap.add($m);)+
+                    $(let $row = (*ap.add($m)).add(t.a_offset);)+
                     ap = ap.add(MR);
                     for c in 0..t.cin {
                         let b0 = $load(bp);
@@ -326,6 +381,153 @@ macro_rules! micro_kernel {
                         }
                     }
                 )+
+            }
+        }
+    };
+}
+
+/// One output row of a depthwise convolution.
+pub(crate) struct DepthwiseRow<'a> {
+    conv: &'a PackedConv,
+    src: &'a Src,
+    dst: &'a Dst,
+    res: Option<&'a Src>,
+    /// `b · oh + oy`.
+    row: usize,
+    out_size: (usize, usize),
+}
+
+/// A depthwise kernel: one output pixel from its taps inside the input (`(pointer to the input
+/// pixel, tap index)`), its output and its residual pixel (see `depthwise_pixel!`).
+type DepthwisePixel = unsafe fn(&PackedConv, &[(*const f32, usize)], *mut f32, Option<*const f32>);
+
+/// A depthwise convolution's output row: for each pixel, the taps that fall inside the input
+/// (padding taps add nothing), then the family's pixel kernel, then tanh or sigmoid.
+///
+/// # Safety
+/// As [`PackedConv::run_views`], for a depthwise convolution; `r.row < batch · oh`; `pixel`
+/// runs on this CPU.
+unsafe fn depthwise_row(r: &DepthwiseRow<'_>, pixel: DepthwisePixel) {
+    let conv = r.conv;
+    let s = &conv.spec;
+    let ch = s.out_channels;
+    let (oh, ow) = r.out_size;
+    let (b, oy) = (r.row / oh, r.row % oh);
+    let (src, dst) = (r.src, r.dst);
+    let mut taps = [(std::ptr::null::<f32>(), 0usize); MAX_TAPS];
+    for ox in 0..ow {
+        let mut n = 0;
+        for ky in 0..s.kernel[0] {
+            let iy = (oy * s.stride[0] + ky * s.dilation[0]) as isize - s.padding[0] as isize;
+            if iy < 0 || iy as usize >= src.height {
+                continue;
+            }
+            for kx in 0..s.kernel[1] {
+                let ix = (ox * s.stride[1] + kx * s.dilation[1]) as isize - s.padding[1] as isize;
+                if ix < 0 || ix as usize >= src.width {
+                    continue;
+                }
+                let pixel = (b * src.height + iy as usize) * src.width + ix as usize;
+                taps[n] = (src.pixel(pixel), ky * s.kernel[1] + kx);
+                n += 1;
+            }
+        }
+        let p = r.row * ow + ox;
+        let out = dst.pixel(p);
+        // SAFETY: the pixels under the taps, the output and the residual pixel hold `ch` values
+        // each (caller's contract); the weights hold `taps · ch` values and the bias `ch`.
+        unsafe { pixel(conv, &taps[..n], out, r.res.map(|v| v.pixel(p))) };
+        let apply = |f: fn(f32) -> f32| {
+            // SAFETY: as above; the kernel's stores are done.
+            let px = unsafe { std::slice::from_raw_parts_mut(out, ch) };
+            px.iter_mut().for_each(|v| *v = f(*v));
+        };
+        match conv.activation {
+            Activation::Tanh => apply(tanh_fast),
+            Activation::Sigmoid => apply(sigmoid_fast),
+            Activation::None | Activation::Relu => {}
+        }
+    }
+}
+
+/// Generates one family's depthwise pixel kernel from its vector primitives:
+/// `out[c] = bias[c] + Σ_t in_t[c] · w[t][c] (+ res[c]) (then ReLU)`. NHWC keeps a pixel's
+/// channels contiguous, so the sum runs over blocks of four vectors of channels held in registers
+/// across all taps (two loads per multiply-add, one store per output value), then single vectors,
+/// then a scalar tail — the loop structure of XNNPACK's depthwise (`dwconv`) micro-kernels.
+/// Explicit, because LLVM left the AVX2 version of the plain loop scalar.
+macro_rules! depthwise_pixel {
+    ($(#[$attr:meta])* $name:ident, $lanes:expr, $zero:expr, $load:path, $store:path,
+     $fma:path, $add:path, $max:path) => {
+        $(#[$attr])*
+        pub(super) unsafe fn $name(
+            conv: &super::PackedConv,
+            taps: &[(*const f32, usize)],
+            out: *mut f32,
+            res: Option<*const f32>,
+        ) {
+            const L: usize = $lanes;
+            let ch = conv.spec.out_channels;
+            let relu = conv.activation == super::Activation::Relu;
+            let (w, bias) = (conv.weights.as_ptr(), conv.bias.as_ptr());
+            // SAFETY (whole body): `depthwise_row`'s contract: every tap pointer, `out` and
+            // `res` address `ch` values, the weights `[taps][ch]`, the bias `ch`.
+            unsafe {
+                let mut c0 = 0;
+                while c0 + 4 * L <= ch {
+                    let (mut a0, mut a1, mut a2, mut a3) = (
+                        $load(bias.add(c0)),
+                        $load(bias.add(c0 + L)),
+                        $load(bias.add(c0 + 2 * L)),
+                        $load(bias.add(c0 + 3 * L)),
+                    );
+                    for &(p, t) in taps {
+                        let (x, wt) = (p.add(c0), w.add(t * ch + c0));
+                        a0 = $fma($load(x), $load(wt), a0);
+                        a1 = $fma($load(x.add(L)), $load(wt.add(L)), a1);
+                        a2 = $fma($load(x.add(2 * L)), $load(wt.add(2 * L)), a2);
+                        a3 = $fma($load(x.add(3 * L)), $load(wt.add(3 * L)), a3);
+                    }
+                    if let Some(r) = res {
+                        a0 = $add(a0, $load(r.add(c0)));
+                        a1 = $add(a1, $load(r.add(c0 + L)));
+                        a2 = $add(a2, $load(r.add(c0 + 2 * L)));
+                        a3 = $add(a3, $load(r.add(c0 + 3 * L)));
+                    }
+                    if relu {
+                        let z = $zero;
+                        (a0, a1, a2, a3) = ($max(a0, z), $max(a1, z), $max(a2, z), $max(a3, z));
+                    }
+                    $store(out.add(c0), a0);
+                    $store(out.add(c0 + L), a1);
+                    $store(out.add(c0 + 2 * L), a2);
+                    $store(out.add(c0 + 3 * L), a3);
+                    c0 += 4 * L;
+                }
+                while c0 + L <= ch {
+                    let mut a = $load(bias.add(c0));
+                    for &(p, t) in taps {
+                        a = $fma($load(p.add(c0)), $load(w.add(t * ch + c0)), a);
+                    }
+                    if let Some(r) = res {
+                        a = $add(a, $load(r.add(c0)));
+                    }
+                    if relu {
+                        a = $max(a, $zero);
+                    }
+                    $store(out.add(c0), a);
+                    c0 += L;
+                }
+                for c in c0..ch {
+                    let mut a = *bias.add(c);
+                    for &(p, t) in taps {
+                        a += *p.add(c) * *w.add(t * ch + c);
+                    }
+                    if let Some(r) = res {
+                        a += *r.add(c);
+                    }
+                    *out.add(c) = if relu { a.max(0.0) } else { a };
+                }
             }
         }
     };
@@ -385,6 +587,34 @@ mod x86 {
     );
 
     const _: () = assert!(MAX_MR >= 12);
+
+    depthwise_pixel!(
+        /// # Safety
+        /// The CPU supports AVX-512F; as `super::depthwise_row`.
+        #[target_feature(enable = "avx512f")]
+        depthwise_avx512,
+        16,
+        _mm512_setzero_ps(),
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_fmadd_ps,
+        _mm512_add_ps,
+        _mm512_max_ps
+    );
+
+    depthwise_pixel!(
+        /// # Safety
+        /// The CPU supports AVX2 and FMA; as `super::depthwise_row`.
+        #[target_feature(enable = "avx2,fma")]
+        depthwise_avx2,
+        8,
+        _mm256_setzero_ps(),
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_fmadd_ps,
+        _mm256_add_ps,
+        _mm256_max_ps
+    );
 
     /// # Safety
     /// The CPU supports AVX2 and FMA; `t` as documented on [`Tile`].
@@ -452,6 +682,19 @@ mod portable {
         ]
     );
 
+    depthwise_pixel!(
+        /// # Safety
+        /// As `super::depthwise_row`.
+        depthwise,
+        4,
+        [0f32; 4],
+        load,
+        store,
+        fma,
+        add,
+        max
+    );
+
     /// # Safety
     /// `t` as documented on [`Tile`].
     pub(super) unsafe fn run(t: &Tile<'_>) {
@@ -495,14 +738,16 @@ pub fn sigmoid_fast(x: f32) -> f32 {
 impl PackedConv {
     /// Packs a convolution for the kernel family `isa`.
     ///
-    /// - `weight`: PyTorch layout `[out, in, kh, kw]` (`Conv2d`), or `[in, out, kh, kw]` when
-    ///   `spec.transposed` (`ConvTranspose2d`); `out · in · kh · kw` values.
+    /// - `weight`: PyTorch layout `[out, in / groups, kh, kw]` (`Conv2d`), or
+    ///   `[in, out / groups, kh, kw]` when `spec.transposed` (`ConvTranspose2d`);
+    ///   `out · in / groups · kh · kw` values.
     /// - `bias`: `out` values, or `None` for zeros.
     /// - `name` names the layer in errors.
     ///
     /// # Errors
-    /// [`EngineError::Layer`] if the lengths do not match `spec`, a size is zero, or the kernel has
-    /// more than 121 taps; [`EngineError::IsaUnavailable`] if this CPU cannot run `isa`.
+    /// [`EngineError::Layer`] if the lengths do not match `spec`, a size or `groups` is zero, a
+    /// channel count is not divisible by `groups`, or the kernel has more than 121 taps;
+    /// [`EngineError::IsaUnavailable`] if this CPU cannot run `isa`.
     pub fn new(
         name: &str,
         spec: ConvSpec,
@@ -519,19 +764,30 @@ impl PackedConv {
             layer: name.to_string(),
             message,
         };
-        let (cin, cout, taps) = (spec.in_channels, spec.out_channels, spec.taps());
+        let (cin, cout, taps, groups) = (
+            spec.in_channels,
+            spec.out_channels,
+            spec.taps(),
+            spec.groups,
+        );
+        let (cin_g, cout_g) = (cin / groups, cout / groups);
         if taps > MAX_TAPS {
             return Err(layer_err(format!(
                 "{taps} kernel taps (at most 121, 11x11)"
             )));
         }
-        if weight.len() != cout * cin * taps {
+        if weight.len() != cout * cin_g * taps {
+            let (a, b) = if spec.transposed {
+                (cin, cout_g)
+            } else {
+                (cout, cin_g)
+            };
             return Err(layer_err(format!(
-                "weight has {} values, [{cout}, {cin}, {}, {}] needs {}",
+                "weight has {} values, [{a}, {b}, {}, {}] needs {}",
                 weight.len(),
                 spec.kernel[0],
                 spec.kernel[1],
-                cout * cin * taps
+                cout * cin_g * taps
             )));
         }
         if let Some(b) = bias
@@ -542,36 +798,54 @@ impl PackedConv {
                 b.len()
             )));
         }
-        let nr = isa.nr();
-        let blocks = cout.div_ceil(nr);
-        let k = taps * cin;
-        let mut packed = vec![0f32; blocks * k * nr];
-        for o in 0..cout {
-            let (blk, j) = (o / nr, o % nr);
-            for c in 0..cin {
-                let src = if spec.transposed {
-                    (c * cout + o) * taps
-                } else {
-                    (o * cin + c) * taps
-                };
-                for t in 0..taps {
-                    packed[(blk * k + t * cin + c) * nr + j] = weight[src + t];
-                }
-            }
-        }
-        let mut padded_bias = vec![0f32; blocks * nr];
-        if let Some(b) = bias {
-            padded_bias[..cout].copy_from_slice(b);
-        }
-        Ok(Self {
+        let mut conv = Self {
             name: name.to_string(),
             spec,
             isa,
             activation,
-            weights: packed,
-            bias: padded_bias,
+            weights: Vec::new(),
+            bias: Vec::new(),
             zeros: vec![0f32; cin],
-        })
+        };
+        if spec.is_depthwise() && !spec.transposed {
+            // `[C, 1, kh, kw]` → `[taps][C]`: each tap's weights are one contiguous channel
+            // vector, as the per-channel loop reads them.
+            let mut packed = vec![0f32; taps * cout];
+            for o in 0..cout {
+                for t in 0..taps {
+                    packed[t * cout + o] = weight[o * taps + t];
+                }
+            }
+            conv.weights = packed;
+            conv.bias = bias.map_or_else(|| vec![0f32; cout], <[f32]>::to_vec);
+            conv.zeros = Vec::new();
+            return Ok(conv);
+        }
+        let nr = isa.nr();
+        let blocks_g = cout_g.div_ceil(nr);
+        let k = taps * cin_g;
+        let mut packed = vec![0f32; groups * blocks_g * k * nr];
+        let mut padded_bias = vec![0f32; groups * blocks_g * nr];
+        for o in 0..cout {
+            let (g, ol) = (o / cout_g, o % cout_g);
+            let (blk, j) = (g * blocks_g + ol / nr, ol % nr);
+            for cl in 0..cin_g {
+                let src = if spec.transposed {
+                    ((g * cin_g + cl) * cout_g + ol) * taps
+                } else {
+                    (o * cin_g + cl) * taps
+                };
+                for t in 0..taps {
+                    packed[(blk * k + t * cin_g + cl) * nr + j] = weight[src + t];
+                }
+            }
+            if let Some(b) = bias {
+                padded_bias[blk * nr + j] = b[o];
+            }
+        }
+        conv.weights = packed;
+        conv.bias = padded_bias;
+        Ok(conv)
     }
 
     /// The layer's name.
@@ -696,15 +970,23 @@ impl PackedConv {
         if pixels == 0 {
             return;
         }
+        if s.is_depthwise() && !s.transposed {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.run_depthwise(src, dst, res, (oh, ow)) };
+            return;
+        }
         let (mr, nr) = (self.isa.mr(), self.isa.nr());
-        let (cin, cout, taps) = (s.in_channels, s.out_channels, s.taps());
-        let k = taps * cin;
+        let taps = s.taps();
+        let k = taps * (s.in_channels / s.groups);
         let tiles = pixels.div_ceil(mr);
-        let blocks = cout.div_ceil(nr);
-        let group = (PANEL_GROUP_BYTES / (k * nr * 4).max(1)).clamp(1, blocks);
-        let groups = blocks.div_ceil(group);
+        // Panels of all groups, in order: a task's block range may span groups.
+        let blocks = s.groups * (s.out_channels / s.groups).div_ceil(nr);
+        // Tasks split the panels into runs of `per_run` (about PANEL_GROUP_BYTES of weights; not
+        // to be confused with channel groups) and the tiles into `chunks`.
+        let per_run = (PANEL_GROUP_BYTES / (k * nr * 4).max(1)).clamp(1, blocks);
+        let runs = blocks.div_ceil(per_run);
         let threads = rayon::current_num_threads().max(1);
-        let chunks = (4 * threads).div_ceil(groups).clamp(1, tiles);
+        let chunks = (4 * threads).div_ceil(runs).clamp(1, tiles);
         // Offset (in floats) of each tap from the tap (0, 0), valid for pixels whose taps all fall
         // inside the input: those skip the per-tap bounds checks.
         let mut tap_offsets = [0usize; MAX_TAPS];
@@ -715,9 +997,9 @@ impl PackedConv {
             }
         }
         let run_task = |task: usize| {
-            let (chunk, grp) = (task / groups, task % groups);
+            let (chunk, run) = (task / runs, task % runs);
             let tile_range = chunk * tiles / chunks..(chunk + 1) * tiles / chunks;
-            let block_range = grp * group..((grp + 1) * group).min(blocks);
+            let block_range = run * per_run..((run + 1) * per_run).min(blocks);
             INDIRECTION.with(|table| {
                 let mut table = table.borrow_mut();
                 table.resize(taps * mr, std::ptr::null());
@@ -739,11 +1021,44 @@ impl PackedConv {
                 }
             });
         };
-        let tasks = chunks * groups;
+        let tasks = chunks * runs;
         if tasks == 1 || threads == 1 {
             (0..tasks).for_each(run_task);
         } else {
             (0..tasks).into_par_iter().for_each(run_task);
+        }
+    }
+
+    /// A depthwise convolution ([`ConvSpec::is_depthwise`]): one output row per task, each
+    /// output pixel a per-channel multiply-add over its taps (see `depthwise_pixel!`).
+    ///
+    /// # Safety
+    /// As [`PackedConv::run_views`]; `(oh, ow)` is the output size.
+    unsafe fn run_depthwise(&self, src: Src, dst: Dst, res: Option<Src>, (oh, ow): (usize, usize)) {
+        let rows = src.batch * oh;
+        let pixel: DepthwisePixel = match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => x86::depthwise_avx512,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => x86::depthwise_avx2,
+            _ => portable::depthwise,
+        };
+        let row_task = |row: usize| {
+            let r = DepthwiseRow {
+                conv: self,
+                src: &src,
+                dst: &dst,
+                res: res.as_ref(),
+                row,
+                out_size: (oh, ow),
+            };
+            // SAFETY: forwarded from the caller; the ISA was checked in `new`.
+            unsafe { depthwise_row(&r, pixel) };
+        };
+        if rows == 1 || rayon::current_num_threads() == 1 {
+            (0..rows).for_each(row_task);
+        } else {
+            (0..rows).into_par_iter().for_each(row_task);
         }
     }
 
@@ -766,7 +1081,9 @@ impl PackedConv {
     ) {
         let s = &self.spec;
         let (mr, nr) = (self.isa.mr(), self.isa.nr());
-        let (cin, cout, taps) = (s.in_channels, s.out_channels, s.taps());
+        let taps = s.taps();
+        let (cin_g, cout_g) = (s.in_channels / s.groups, s.out_channels / s.groups);
+        let blocks_g = cout_g.div_ceil(nr);
         let [kh, kw] = s.kernel;
         let [sy, sx] = s.stride;
         let [dy, dx] = s.dilation;
@@ -833,11 +1150,15 @@ impl PackedConv {
         }
         let mut out = [std::ptr::null_mut::<f32>(); MAX_MR];
         let mut residual = [std::ptr::null::<f32>(); MAX_MR];
-        let k = taps * cin;
+        let k = taps * cin_g;
         for blk in blocks {
-            let col0 = blk * nr;
+            // Panel `blk` is panel `lb` of group `g`: output channels from `col0`, reading the
+            // group's input channels from `g · cin_g`.
+            let (g, lb) = (blk / blocks_g, blk % blocks_g);
+            let col0 = g * cout_g + lb * nr;
             for m in 0..valid_m {
-                // SAFETY: pixel `p0 + m` and channel `col0` are inside the output / residual views.
+                // SAFETY: pixel `p0 + m` and channel `col0` are inside the output / residual
+                // views.
                 unsafe {
                     out[m] = dst.ptr.add((p0 + m) * dst.stride + col0);
                     if let Some(r) = res {
@@ -848,15 +1169,16 @@ impl PackedConv {
             let tile = Tile {
                 a: &table[..taps * mr],
                 taps,
-                cin,
+                cin: cin_g,
                 // SAFETY: block `blk` is inside the packed weights and bias.
                 b: unsafe { self.weights.as_ptr().add(blk * k * nr) },
                 ldb: nr,
-                bias: unsafe { self.bias.as_ptr().add(col0) },
+                a_offset: g * cin_g,
+                bias: unsafe { self.bias.as_ptr().add(blk * nr) },
                 out: &out,
                 res: res.map(|_| &residual),
                 valid_m,
-                valid_n: nr.min(cout - col0),
+                valid_n: nr.min(cout_g - lb * nr),
                 relu: self.activation == Activation::Relu,
             };
             // SAFETY: the tile satisfies the kernel contract; the ISA was checked in `new`.

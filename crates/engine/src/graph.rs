@@ -1,4 +1,7 @@
 //! A network as a list of fused ops over NHWC values, planned into one reusable buffer arena.
+//! The planner and executor are generic over the ops' one interface (`ops::Node`:
+//! inputs, output size, scratch, run, name); only the input and concatenations' aliasing are
+//! special here.
 //!
 //! A [`Graph`] is built once at load time (convolutions already folded and packed). For each input
 //! shape `(batch, height, width)` it computes a [`Plan`] once: every value's shape, and its place in
@@ -12,61 +15,25 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use rayon::prelude::*;
-
-use crate::attention::{scratch_len, self_attention};
 use crate::conv::{Dst, PackedConv, Src};
 use crate::error::EngineError;
-use crate::isa::Isa;
-use crate::ops::{PoolKind, ResizeMode, pixel_shuffle, pool, pool_output_size, resize};
+use crate::ops::attention::Attention;
+use crate::ops::concat::Concat;
+use crate::ops::conv::Conv;
+use crate::ops::copy::{Copy, Input};
+use crate::ops::pixel_shuffle::PixelShuffle;
+use crate::ops::pool::Pool;
+use crate::ops::resize::Resize;
+use crate::ops::{Io, Node, PoolKind, ResizeMode, ShapeError};
 
 /// A value of a [`Graph`]: the output of one node, an NHWC tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Value(usize);
+pub struct Value(pub(crate) usize);
 
+/// One node of a graph: an op, and where its output lives.
 #[derive(Debug)]
-enum Op {
-    Input,
-    Conv {
-        x: Value,
-        conv: PackedConv,
-        residual: Option<Value>,
-    },
-    Pool {
-        x: Value,
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        padding: [usize; 4],
-        kind: PoolKind,
-    },
-    Resize {
-        x: Value,
-        like: Value,
-        mode: ResizeMode,
-    },
-    PixelShuffle {
-        x: Value,
-        factor: usize,
-    },
-    Copy {
-        x: Value,
-    },
-    Concat {
-        xs: Vec<Value>,
-    },
-    Attention {
-        f: Value,
-        g: Value,
-        h: Value,
-        x: Value,
-        isa: Isa,
-    },
-}
-
-#[derive(Debug)]
-struct Node {
-    op: Op,
-    channels: usize,
+struct Slot {
+    op: Box<dyn Node>,
     /// `(concat node, channel offset)` when this value lives inside a concatenation's buffer.
     alias: Option<(usize, usize)>,
 }
@@ -115,7 +82,7 @@ impl Plan {
 /// Inputs and outputs are NHWC `f32` (`[batch, height, width, channels]`); with one input channel
 /// that is simply `batch` planes of `height · width` values.
 pub struct Graph {
-    nodes: Vec<Node>,
+    nodes: Vec<Slot>,
     output: Option<Value>,
     plans: Mutex<HashMap<(usize, usize, usize), Arc<Plan>>>,
     arenas: Mutex<Vec<Vec<f32>>>,
@@ -134,9 +101,8 @@ impl Graph {
     /// A graph whose input has `channels` channels; returns the graph and its input value.
     pub fn new(channels: usize) -> (Self, Value) {
         let graph = Self {
-            nodes: vec![Node {
-                op: Op::Input,
-                channels,
+            nodes: vec![Slot {
+                op: Box::new(Input { channels }),
                 alias: None,
             }],
             output: None,
@@ -146,10 +112,9 @@ impl Graph {
         (graph, Value(0))
     }
 
-    fn push(&mut self, op: Op, channels: usize) -> Value {
-        self.nodes.push(Node {
-            op,
-            channels,
+    fn push(&mut self, op: impl Node + 'static) -> Value {
+        self.nodes.push(Slot {
+            op: Box::new(op),
             alias: None,
         });
         self.plans.get_mut().map(|p| p.clear()).ok();
@@ -157,7 +122,7 @@ impl Graph {
     }
 
     fn channels(&self, v: Value) -> usize {
-        self.nodes[v.0].channels
+        self.nodes[v.0].op.channels()
     }
 
     /// Adds a convolution of `x`, with `residual` (same shape as the output) added before the
@@ -192,7 +157,7 @@ impl Graph {
                 spec.out_channels
             )));
         }
-        Ok(self.push(Op::Conv { x, conv, residual }, spec.out_channels))
+        Ok(self.push(Conv::new(x, conv, residual)))
     }
 
     /// Adds a pooling window of `kind` (floor mode; see [`PoolKind`] for the padding rules).
@@ -205,16 +170,14 @@ impl Graph {
         kind: PoolKind,
     ) -> Value {
         let c = self.channels(x);
-        self.push(
-            Op::Pool {
-                x,
-                kernel,
-                stride,
-                padding,
-                kind,
-            },
-            c,
-        )
+        self.push(Pool {
+            x: [x],
+            channels: c,
+            kernel,
+            stride,
+            padding,
+            kind,
+        })
     }
 
     /// Adds a max-pool (floor mode, padding counts as −∞).
@@ -259,7 +222,11 @@ impl Graph {
                 "pixel shuffle by {factor} needs a multiple of {r2} channels, not {c}"
             )));
         }
-        Ok(self.push(Op::PixelShuffle { x, factor }, c / r2))
+        Ok(self.push(PixelShuffle {
+            x: [x],
+            channels: c / r2,
+            factor,
+        }))
     }
 
     /// Adds SAGAN self-attention (fastai's `SelfAttention`, see [`crate::attention`]):
@@ -302,22 +269,35 @@ impl Graph {
         let f = self.conv(x, query, None)?;
         let g = self.conv(x, key, None)?;
         let h = self.conv(x, value.scaled(gamma), None)?;
-        Ok(self.push(Op::Attention { f, g, h, x, isa }, c))
+        Ok(self.push(Attention {
+            inputs: [f, g, h, x],
+            key_channels: ck,
+            channels: c,
+            isa,
+        }))
     }
 
     /// Adds a resize of `x` to the height and width of `like`.
     pub fn resize_like(&mut self, x: Value, like: Value, mode: ResizeMode) -> Value {
         let c = self.channels(x);
-        self.push(Op::Resize { x, like, mode }, c)
+        self.push(Resize {
+            x: [x],
+            like,
+            channels: c,
+            mode,
+        })
     }
 
     /// Adds a concatenation along channels. Each part is then computed straight into its slice
     /// of the concatenation's buffer.
     ///
     /// # Errors
-    /// [`EngineError::Shape`] if a part is already part of another concatenation, is itself a
-    /// concatenation, or appears twice.
+    /// [`EngineError::Shape`] if there are no parts, or a part is already part of another
+    /// concatenation, is itself a concatenation, or appears twice.
     pub fn concat(&mut self, xs: &[Value]) -> Result<Value, EngineError> {
+        if xs.is_empty() {
+            return Err(EngineError::Shape("a concatenation needs a part".into()));
+        }
         for (i, x) in xs.iter().enumerate() {
             if xs[..i].contains(x) {
                 return Err(EngineError::Shape(format!(
@@ -332,9 +312,9 @@ impl Graph {
         let xs: Vec<Value> = xs
             .iter()
             .map(|&x| {
-                if matches!(self.nodes[x.0].op, Op::Input) {
-                    let c = self.channels(x);
-                    self.push(Op::Copy { x }, c)
+                if x.0 == 0 {
+                    let channels = self.channels(x);
+                    self.push(Copy { x: [x], channels })
                 } else {
                     x
                 }
@@ -342,21 +322,21 @@ impl Graph {
             .collect();
         for (i, x) in xs.iter().enumerate() {
             let node = &self.nodes[x.0];
-            if node.alias.is_some() || matches!(node.op, Op::Concat { .. }) || xs[..i].contains(x) {
+            if node.alias.is_some() || node.op.is_concat() || xs[..i].contains(x) {
                 return Err(EngineError::Shape(format!(
                     "value {} cannot join a second concatenation",
                     x.0
                 )));
             }
         }
-        let total = xs.iter().map(|&x| self.channels(x)).sum();
+        let channels = xs.iter().map(|&x| self.channels(x)).sum();
         let id = self.nodes.len();
         let mut offset = 0;
         for &x in &xs {
             self.nodes[x.0].alias = Some((id, offset));
             offset += self.channels(x);
         }
-        Ok(self.push(Op::Concat { xs }, total))
+        Ok(self.push(Concat { xs, channels }))
     }
 
     /// Marks the graph's output.
@@ -366,7 +346,7 @@ impl Graph {
 
     /// Channels of the input.
     pub fn input_channels(&self) -> usize {
-        self.nodes[0].channels
+        self.nodes[0].op.channels()
     }
 
     /// Channels of the output (0 before [`Graph::set_output`]).
@@ -376,10 +356,7 @@ impl Graph {
 
     /// The packed convolutions, in order.
     pub fn convolutions(&self) -> impl Iterator<Item = &PackedConv> {
-        self.nodes.iter().filter_map(|n| match &n.op {
-            Op::Conv { conv, .. } => Some(conv),
-            _ => None,
-        })
+        self.nodes.iter().filter_map(|n| n.op.conv())
     }
 
     /// Multiply-adds of one forward pass on `batch x height x width`.
@@ -392,10 +369,7 @@ impl Graph {
             .nodes
             .iter()
             .zip(&plan.places)
-            .map(|(n, p)| match &n.op {
-                Op::Conv { conv, .. } => conv.spec().macs(batch * p.height * p.width),
-                _ => 0,
-            })
+            .filter_map(|(n, p)| Some(n.op.conv()?.spec().macs(batch * p.height * p.width)))
             .sum())
     }
 
@@ -436,56 +410,19 @@ impl Graph {
                 "input {batch}x{height}x{width} is empty"
             )));
         }
-        // 1. Shapes.
+        // 1. Shapes. Node 0 is the input, whose size is the graph's.
         let mut shapes: Vec<(usize, usize)> = Vec::with_capacity(self.nodes.len());
-        for node in &self.nodes {
-            let too_small = |what: &str| {
-                EngineError::Shape(format!("input {height}x{width} is too small for {what}"))
-            };
-            let shape = match &node.op {
-                Op::Input => (height, width),
-                Op::Conv { x, conv, residual } => {
-                    let (h, w) = shapes[x.0];
-                    let out = conv
-                        .spec()
-                        .output_size(h, w)
-                        .ok_or_else(|| too_small(conv.name()))?;
-                    if let Some(r) = residual
-                        && shapes[r.0] != out
-                    {
-                        return Err(EngineError::Shape(format!(
-                            "{}: residual is {:?}, output {out:?}",
-                            conv.name(),
-                            shapes[r.0]
-                        )));
-                    }
-                    out
-                }
-                Op::Pool {
-                    x,
-                    kernel,
-                    stride,
-                    padding,
-                    ..
-                } => {
-                    let (h, w) = shapes[x.0];
-                    pool_output_size(h, w, *kernel, *stride, *padding)
-                        .ok_or_else(|| too_small("a pooling window"))?
-                }
-                Op::Resize { like, .. } => shapes[like.0],
-                Op::Attention { x, .. } | Op::Copy { x } => shapes[x.0],
-                Op::PixelShuffle { x, factor } => (shapes[x.0].0 * factor, shapes[x.0].1 * factor),
-                Op::Concat { xs } => {
-                    let s = shapes[xs[0].0];
-                    if xs.iter().any(|x| shapes[x.0] != s) {
-                        return Err(EngineError::Shape(format!(
-                            "concatenated values differ in size: {:?}",
-                            xs.iter().map(|x| shapes[x.0]).collect::<Vec<_>>()
-                        )));
-                    }
-                    s
-                }
-            };
+        shapes.push((height, width));
+        for node in &self.nodes[1..] {
+            let shape = node
+                .op
+                .output_shape(&|v: Value| shapes[v.0])
+                .map_err(|e| match e {
+                    ShapeError::TooSmall(what) => EngineError::Shape(format!(
+                        "input {height}x{width} is too small for {what}"
+                    )),
+                    ShapeError::Mismatch(message) => EngineError::Shape(message),
+                })?;
             shapes.push(shape);
         }
         // 2. Buffers: a value owns one unless it is a slice of a concatenation's buffer.
@@ -497,17 +434,8 @@ impl Graph {
             let r = root(i);
             first[r] = first[r].min(i);
             last[r] = last[r].max(i);
-            let inputs: Vec<Value> = match &node.op {
-                Op::Input => vec![],
-                Op::Conv { x, residual, .. } => std::iter::once(*x).chain(*residual).collect(),
-                Op::Pool { x, .. }
-                | Op::Resize { x, .. }
-                | Op::PixelShuffle { x, .. }
-                | Op::Copy { x } => vec![*x],
-                Op::Concat { .. } => vec![],
-                Op::Attention { f, g, h, x, .. } => vec![*f, *g, *h, *x],
-            };
-            for x in inputs {
+            // A concatenation's parts share its root, so listing them changes nothing.
+            for x in node.op.inputs() {
                 let r = root(x.0);
                 last[r] = last[r].max(i);
             }
@@ -518,16 +446,16 @@ impl Graph {
             .filter(|&i| self.nodes[i].alias.is_none())
             .map(|i| {
                 let (h, w) = shapes[i];
-                (i, align(batch * h * w * self.nodes[i].channels))
+                (i, align(batch * h * w * self.nodes[i].op.channels()))
             })
             .collect();
         // Scratch space of ops that need it, alive only during the op (ids n + node).
         first.resize(2 * n, usize::MAX);
         last.resize(2 * n, 0);
         for (i, node) in self.nodes.iter().enumerate() {
-            if let Op::Attention { f, isa, .. } = &node.op {
-                let (h, w) = shapes[i];
-                let len = scratch_len(*isa, h * w, self.nodes[f.0].channels, node.channels);
+            let (h, w) = shapes[i];
+            let len = node.op.scratch_len(batch, h, w);
+            if len > 0 {
                 buffers.push((n + i, align(len)));
                 (first[n + i], last[n + i]) = (i, i);
             }
@@ -561,8 +489,8 @@ impl Graph {
             .map(|i| {
                 let (h, w) = shapes[i];
                 let (offset, stride) = match self.nodes[i].alias {
-                    Some((c, ch)) => (offsets[c] + ch, self.nodes[c].channels),
-                    None => (offsets[i], self.nodes[i].channels),
+                    Some((c, ch)) => (offsets[c] + ch, self.nodes[c].op.channels()),
+                    None => (offsets[i], self.nodes[i].op.channels()),
                 };
                 Place {
                     offset,
@@ -710,125 +638,37 @@ impl Graph {
                 stride: p.stride,
             }
         };
-        let dst = |i: usize| Dst {
-            // SAFETY: offsets are inside the arena.
-            ptr: unsafe { arena.add(plan.places[i].offset) },
-            stride: plan.places[i].stride,
+        let input = Src {
+            ptr: input.as_ptr(),
+            batch: plan.batch,
+            height: plan.places[0].height,
+            width: plan.places[0].width,
+            stride: self.input_channels(),
         };
         for (i, node) in self.nodes.iter().enumerate() {
-            let out = dst(i);
             let place = plan.places[i];
+            let io = Io {
+                src: &src,
+                input,
+                out: Dst {
+                    // SAFETY: offsets are inside the arena.
+                    ptr: unsafe { arena.add(place.offset) },
+                    stride: place.stride,
+                },
+                batch: plan.batch,
+                height: place.height,
+                width: place.width,
+                // Only dereferenced by ops with scratch, whose offset the plan set.
+                scratch: arena.wrapping_add(plan.scratch[i]),
+            };
             let start = timings.is_some().then(std::time::Instant::now);
-            // SAFETY (every op): views come from the plan (see `run_into`).
-            match &node.op {
-                Op::Input => {
-                    let c = node.channels;
-                    if out.stride == c {
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(input.as_ptr(), out.ptr, input.len())
-                        };
-                    } else {
-                        for (p, px) in input.chunks_exact(c).enumerate() {
-                            for (k, &v) in px.iter().enumerate() {
-                                unsafe { *out.pixel(p).add(k) = v };
-                            }
-                        }
-                    }
-                }
-                Op::Conv { x, conv, residual } => unsafe {
-                    conv.run_views(src(*x), out, residual.map(src));
-                },
-                Op::Pool {
-                    x,
-                    kernel,
-                    stride,
-                    padding,
-                    kind,
-                } => unsafe {
-                    pool(
-                        src(*x),
-                        out,
-                        node.channels,
-                        *kernel,
-                        *stride,
-                        *padding,
-                        *kind,
-                    )
-                },
-                Op::Resize { x, mode, .. } => unsafe {
-                    resize(
-                        src(*x),
-                        out,
-                        node.channels,
-                        place.height,
-                        place.width,
-                        *mode,
-                    )
-                },
-                Op::PixelShuffle { x, factor } => unsafe {
-                    pixel_shuffle(src(*x), out, node.channels, *factor)
-                },
-                Op::Attention { f, g, h, x, isa } => unsafe {
-                    self_attention(
-                        src(*f),
-                        src(*g),
-                        src(*h),
-                        src(*x),
-                        out,
-                        self.nodes[f.0].channels,
-                        node.channels,
-                        *isa,
-                        arena.add(plan.scratch[i]),
-                    )
-                },
-                Op::Copy { x } => {
-                    let (from, c) = (src(*x), node.channels);
-                    (0..plan.batch * place.height)
-                        .into_par_iter()
-                        .for_each(|row| {
-                            for p in row * place.width..(row + 1) * place.width {
-                                // SAFETY: pixel `p` is inside both views; rows are disjoint.
-                                unsafe {
-                                    std::ptr::copy_nonoverlapping(from.pixel(p), out.pixel(p), c)
-                                };
-                            }
-                        });
-                }
-                Op::Concat { .. } => {}
-            }
+            // SAFETY: the views come from the plan (see `run_into`).
+            unsafe { node.op.run(&io) };
             if let (Some(t), Some(start)) = (timings.as_deref_mut(), start) {
-                let (name, flop) = match &node.op {
-                    Op::Input => ("input".to_string(), 0.0),
-                    Op::Conv { conv, .. } => (
-                        conv.name().to_string(),
-                        2.0 * conv.spec().macs(plan.batch * place.height * place.width) as f64,
-                    ),
-                    Op::Pool { kind, .. } => (
-                        if *kind == PoolKind::Max {
-                            "max_pool"
-                        } else {
-                            "avg_pool"
-                        }
-                        .to_string(),
-                        0.0,
-                    ),
-                    Op::Resize { .. } => ("resize".to_string(), 0.0),
-                    Op::PixelShuffle { .. } => ("pixel_shuffle".to_string(), 0.0),
-                    Op::Attention { f, .. } => {
-                        let pixels = place.height * place.width;
-                        let (ck, c) = (self.nodes[f.0].channels, node.channels);
-                        (
-                            "self_attention".to_string(),
-                            2.0 * (plan.batch * pixels * pixels * (ck + c)) as f64,
-                        )
-                    }
-                    Op::Concat { .. } => ("concat".to_string(), 0.0),
-                    Op::Copy { .. } => ("copy".to_string(), 0.0),
-                };
                 t.push(OpTiming {
-                    name,
+                    name: node.op.name(),
                     ms: start.elapsed().as_secs_f64() * 1e3,
-                    flop,
+                    flop: node.op.flop(plan.batch, place.height, place.width),
                 });
             }
         }

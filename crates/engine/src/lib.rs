@@ -8,11 +8,13 @@
 //!
 //! Activations are NHWC `f32` throughout (`[batch, height, width, channels]`).
 //!
-//! - [`conv`]: the indirect implicit-GEMM convolution and its micro-kernels.
-//! - [`ops`]: pooling, resizing, pixel shuffle.
+//! - [`conv`]: the indirect implicit-GEMM convolution and its micro-kernels (grouped convolutions
+//!   as one GEMM per group, depthwise ones as a per-channel vector loop).
+//! - [`ops`]: the graph's ops, one file each behind one internal interface: convolution,
+//!   pooling, resizing, pixel shuffle, self-attention, copy, concatenation.
 //! - [`attention`]: SAGAN self-attention on the convolution kernels.
 //! - [`fold`]: batch, spectral and weight norm folded into plain weights at load time.
-//! - [`graph`]: graph building, memory planning and execution.
+//! - [`graph`]: graph building, memory planning and execution, generic over the ops.
 //! - [`reference`](mod@reference): naive, obviously-correct versions for tests.
 
 pub mod attention;

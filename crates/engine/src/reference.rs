@@ -12,12 +12,21 @@ fn activate(x: f64, activation: Activation) -> f32 {
     }) as f32
 }
 
+/// Input and output channels per group, or `None` for an invalid group count.
+fn group_sizes(spec: &ConvSpec) -> Option<(usize, usize)> {
+    let g = spec.groups;
+    (g > 0 && spec.in_channels.is_multiple_of(g) && spec.out_channels.is_multiple_of(g))
+        .then(|| (spec.in_channels / g, spec.out_channels / g))
+}
+
 /// Direct convolution, as the definition reads (`spec.transposed` is handed to
-/// [`conv_transpose2d`]).
+/// [`conv_transpose2d`]): output channel `o` of group `g = o / (out / groups)` sums over the
+/// input channels `g · in/groups .. (g + 1) · in/groups` (PyTorch `Conv2d(groups=…)`).
 ///
-/// - `input`: `[batch, height, width, in]` NHWC; `weight`: `[out, in, kh, kw]`; `bias`: `[out]`;
-///   `residual`: `[batch, oh, ow, out]`, added before the activation.
-/// - returns `([batch, oh, ow, out], oh, ow)`, or `None` when the input is smaller than the kernel.
+/// - `input`: `[batch, height, width, in]` NHWC; `weight`: `[out, in / groups, kh, kw]`;
+///   `bias`: `[out]`; `residual`: `[batch, oh, ow, out]`, added before the activation.
+/// - returns `([batch, oh, ow, out], oh, ow)`, or `None` when the input is smaller than the
+///   kernel, or `groups` is 0 or does not divide both channel counts.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     spec: &ConvSpec,
@@ -37,6 +46,7 @@ pub fn conv2d(
     }
     let (oh, ow) = spec.output_size(height, width)?;
     let (cin, cout) = (spec.in_channels, spec.out_channels);
+    let (cin_g, cout_g) = group_sizes(spec)?;
     let [kh, kw] = spec.kernel;
     let mut out = vec![0f32; batch * oh * ow * cout];
     for b in 0..batch {
@@ -55,9 +65,10 @@ pub fn conv2d(
                                 continue;
                             }
                             let ip = (b * height + iy as usize) * width + ix as usize;
-                            for c in 0..cin {
+                            for cl in 0..cin_g {
+                                let c = o / cout_g * cin_g + cl;
                                 acc += input[ip * cin + c] as f64
-                                    * weight[((o * cin + c) * kh + ky) * kw + kx] as f64;
+                                    * weight[((o * cin_g + cl) * kh + ky) * kw + kx] as f64;
                             }
                         }
                     }
@@ -75,7 +86,9 @@ pub fn conv2d(
 /// Transposed convolution in its scatter form (each input pixel adds `in · w` to the output
 /// pixels under its taps), the opposite formulation to the engine's gather.
 ///
-/// `weight`: `[in, out, kh, kw]` (PyTorch `ConvTranspose2d`); the rest as [`conv2d`].
+/// `weight`: `[in, out / groups, kh, kw]` (PyTorch `ConvTranspose2d`; input channel `c` of group
+/// `g = c / (in / groups)` spreads over the output channels of group `g`); the rest as
+/// [`conv2d`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv_transpose2d(
     spec: &ConvSpec,
@@ -90,6 +103,7 @@ pub fn conv_transpose2d(
 ) -> Option<(Vec<f32>, usize, usize)> {
     let (oh, ow) = spec.output_size(height, width)?;
     let (cin, cout) = (spec.in_channels, spec.out_channels);
+    let (cin_g, cout_g) = group_sizes(spec)?;
     let [kh, kw] = spec.kernel;
     let mut acc = vec![0f64; batch * oh * ow * cout];
     for b in 0..batch {
@@ -107,9 +121,10 @@ pub fn conv_transpose2d(
                         let p = (b * oh + oy as usize) * ow + ox as usize;
                         let ip = (b * height + iy) * width + ix;
                         for c in 0..cin {
-                            for o in 0..cout {
+                            for ol in 0..cout_g {
+                                let o = c / cin_g * cout_g + ol;
                                 acc[p * cout + o] += input[ip * cin + c] as f64
-                                    * weight[((c * cout + o) * kh + ky) * kw + kx] as f64;
+                                    * weight[((c * cout_g + ol) * kh + ky) * kw + kx] as f64;
                             }
                         }
                     }

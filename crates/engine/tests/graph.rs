@@ -234,6 +234,19 @@ fn bad_graph_inputs_are_errors() {
     assert!(g.concat(&[x]).is_ok());
 }
 
+/// A concatenation of nothing is refused when it is built (it used to index an empty list when
+/// the graph was planned).
+#[test]
+fn empty_concat_is_an_error() {
+    let (mut g, _) = Graph::new(3);
+    assert!(
+        g.concat(&[])
+            .unwrap_err()
+            .to_string()
+            .contains("needs a part")
+    );
+}
+
 /// SAGAN self-attention against the formula of `../shared/reference/deoldify.md` §3.5, computed
 /// naively in f64: `out_j = x_j + γ Σ_i softmax_i(f_i · g_j) h_i`, softmax over i (fastai's dim=1).
 #[test]
@@ -391,4 +404,96 @@ fn concurrent_runs_match_sequential_runs() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(sequential, concurrent);
+}
+
+/// A ConvNeXt-style block (Liu et al. 2022, arXiv:2201.03545) on the graph: a 7x7 depthwise
+/// convolution, a 1x1 expansion with ReLU, a 1x1 projection with the block input as residual,
+/// then a grouped 3x3/2 convolution (4 groups) with tanh, against the reference convolution
+/// chained by hand, on every kernel family, at odd sizes and batches. The profile counts the
+/// depthwise layer's multiply-adds per group.
+#[test]
+fn depthwise_and_grouped_convolutions_in_a_graph_match_the_reference() {
+    let mut rng = StdRng::seed_from_u64(17);
+    let c = 36;
+    let dw = ConvSpec::depthwise(c, 7, 1, 3);
+    let up = ConvSpec::square(c, 2 * c, 1, 1, 0);
+    let down = ConvSpec::square(2 * c, c, 1, 1, 0);
+    let grouped = ConvSpec::square(c, 8, 3, 2, 1).with_groups(4);
+    let (w_dw, b_dw) = (random(c * 49, &mut rng), random(c, &mut rng));
+    let w_up = random(2 * c * c, &mut rng);
+    let (w_down, b_down) = (random(c * 2 * c, &mut rng), random(c, &mut rng));
+    let w_g = random(8 * (c / 4) * 9, &mut rng);
+    for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+        let pack = |name: &str, s: ConvSpec, w: &[f32], b: Option<&[f32]>, a: Activation| {
+            PackedConv::new(name, s, w, b, a, isa).unwrap()
+        };
+        let (mut g, x0) = Graph::new(c);
+        let x1 = g
+            .conv(
+                x0,
+                pack("dwconv", dw, &w_dw, Some(&b_dw), Activation::None),
+                None,
+            )
+            .unwrap();
+        let x2 = g
+            .conv(x1, pack("pwconv1", up, &w_up, None, Activation::Relu), None)
+            .unwrap();
+        let x3 = g
+            .conv(
+                x2,
+                pack("pwconv2", down, &w_down, Some(&b_down), Activation::None),
+                Some(x0),
+            )
+            .unwrap();
+        let y = g
+            .conv(
+                x3,
+                pack("grouped", grouped, &w_g, None, Activation::Tanh),
+                None,
+            )
+            .unwrap();
+        g.set_output(y);
+        for (b, h, w) in [(1, 9, 7), (2, 16, 11), (1, 3, 2)] {
+            let input = random(b * h * w * c, &mut rng);
+            let (got, profile) = g.run_profiled(&input, b, h, w).unwrap();
+            let reference = |s: &ConvSpec, x: &[f32], hw: (usize, usize), wt, bias, res, act| {
+                reference::conv2d(s, x, b, hw.0, hw.1, wt, bias, res, act).unwrap()
+            };
+            let (r1, _, _) = reference(
+                &dw,
+                &input,
+                (h, w),
+                &w_dw,
+                Some(&b_dw),
+                None,
+                Activation::None,
+            );
+            let (r2, _, _) = reference(&up, &r1, (h, w), &w_up, None, None, Activation::Relu);
+            let (r3, _, _) = reference(
+                &down,
+                &r2,
+                (h, w),
+                &w_down,
+                Some(&b_down),
+                Some(&input),
+                Activation::None,
+            );
+            let (want, oh, ow) =
+                reference(&grouped, &r3, (h, w), &w_g, None, None, Activation::Tanh);
+            assert_eq!(g.output_size(h, w).unwrap(), (oh, ow));
+            assert_eq!(got.len(), want.len());
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-4, "{isa} {b}x{h}x{w}: max difference {worst}");
+            let dw_flop = profile.iter().find(|t| t.name == "dwconv").unwrap().flop;
+            assert_eq!(dw_flop, 2.0 * (b * h * w * c * 49) as f64);
+        }
+        assert_eq!(
+            g.macs(1, 10, 10).unwrap(),
+            100 * c * 49 + 2 * (100 * 2 * c * c) + 25 * 8 * (c / 4) * 9
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! Each micro-kernel family (AVX-512, AVX2+FMA, portable) against the naive f64 convolution on
-//! random shapes, strides, dilations, paddings and pixel strides.
+//! random shapes, strides, dilations, paddings, pixel strides and channel groups (grouped GEMMs
+//! and the depthwise loop).
 
 use colorize_engine::reference;
 use colorize_engine::{Activation, ConvSpec, EngineError, Isa, PackedConv};
@@ -43,7 +44,10 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     let in_pixels = case.batch * case.height * case.width;
     let out_pixels = case.batch * oh * ow;
     let input = random(in_pixels * s.in_channels, &mut rng);
-    let weight = random(s.out_channels * s.in_channels * s.taps(), &mut rng);
+    let weight = random(
+        s.out_channels * (s.in_channels / s.groups) * s.taps(),
+        &mut rng,
+    );
     let bias = case.bias.then(|| random(s.out_channels, &mut rng));
     let residual = case
         .residual
@@ -134,7 +138,40 @@ prop_compose! {
         Case {
             spec: ConvSpec {
                 in_channels: cin, out_channels: cout, kernel: [kh, kw], stride: [sy, sx],
-                dilation: [dy, dx], padding: pad, transposed,
+                dilation: [dy, dx], padding: pad, transposed, groups: 1,
+            },
+            batch, height, width, in_extra, out_extra, residual, bias, activation, seed,
+        }
+    }
+}
+
+prop_compose! {
+    /// Grouped convolutions: groups in {1, 2, 4, channels} (depthwise, with and without a
+    /// channel multiplier), per-group channel counts around every family's panel width, and
+    /// depthwise channel counts around every family's register block (16, 32, 64).
+    fn grouped_case()(
+        mode in 0usize..5, cin_g in 1usize..7, cout_g in 1usize..40, channels in 1usize..80,
+        multiplier in 1usize..3, kh in 1usize..8, kw in 1usize..8,
+        sy in 1usize..4, sx in 1usize..4, dy in 1usize..3, dx in 1usize..3,
+        pad in proptest::array::uniform4(0usize..4),
+        batch in 1usize..3, height in 1usize..12, width in 1usize..12,
+        in_extra in 0usize..3, out_extra in 0usize..3,
+        residual in any::<bool>(), bias in any::<bool>(), activation in activation(),
+        seed in any::<u64>(), transposed in any::<bool>(),
+    ) -> Case {
+        let (cin, cout, groups) = match mode {
+            0 => (cin_g, cout_g, 1),
+            1 => (2 * cin_g, 2 * cout_g, 2),
+            2 => (4 * cin_g, 4 * cout_g, 4),
+            // Depthwise: one input and one output channel per group (the per-channel loop).
+            3 => (channels, channels, channels),
+            // Depthwise with a channel multiplier (a grouped GEMM of depth `taps`).
+            _ => (channels, channels * multiplier, channels),
+        };
+        Case {
+            spec: ConvSpec {
+                in_channels: cin, out_channels: cout, kernel: [kh, kw], stride: [sy, sx],
+                dilation: [dy, dx], padding: pad, transposed, groups,
             },
             batch, height, width, in_extra, out_extra, residual, bias, activation, seed,
         }
@@ -146,6 +183,11 @@ proptest! {
 
     #[test]
     fn every_kernel_family_matches_the_reference(case in case()) {
+        check(&case)?;
+    }
+
+    #[test]
+    fn grouped_and_depthwise_convolutions_match_the_reference(case in grouped_case()) {
         check(&case)?;
     }
 }
@@ -211,6 +253,27 @@ fn padding_and_dilation_edge_cases() {
         edge(ConvSpec::transposed(16, 24, 4, 2, 1), 2, 5, 7),
         edge(ConvSpec::transposed(5, 9, 3, 2, 0), 1, 4, 3),
         edge(ConvSpec::transposed(2, 3, 3, 1, 1), 1, 1, 1),
+        // Depthwise: ConvNeXt's 7x7 pad 3 (Liu et al. 2022) at 96 channels (one and a half of
+        // the AVX-512 register block), on an image smaller than the kernel; MobileNet's 3x3/2;
+        // a dilated 3x3; and one channel.
+        edge(ConvSpec::depthwise(96, 7, 1, 3), 2, 9, 6),
+        edge(ConvSpec::depthwise(40, 7, 1, 3), 1, 3, 2),
+        edge(ConvSpec::depthwise(33, 3, 2, 1), 1, 11, 8),
+        edge(
+            ConvSpec {
+                dilation: [2, 2],
+                ..ConvSpec::depthwise(17, 3, 1, 2)
+            },
+            1,
+            7,
+            7,
+        ),
+        edge(ConvSpec::depthwise(1, 3, 1, 1), 1, 4, 4),
+        // Grouped: ResNeXt-style 32 groups of 4 channels, 2 groups crossing the AVX-512 panel,
+        // and a grouped transposed convolution.
+        edge(ConvSpec::square(128, 128, 3, 1, 1).with_groups(32), 1, 5, 6),
+        edge(ConvSpec::square(6, 70, 3, 2, 1).with_groups(2), 1, 9, 9),
+        edge(ConvSpec::transposed(8, 12, 4, 2, 1).with_groups(4), 2, 3, 5),
     ];
     for case in &cases {
         check(case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
@@ -260,6 +323,70 @@ fn bad_shapes_are_errors() {
         .run(&[0.0; 32], 2, 1, 4, 4, &mut out, 2, None)
         .unwrap_err();
     assert!(e.to_string().contains("output"), "{e}");
+}
+
+#[test]
+fn bad_group_counts_are_errors_naming_the_layer() {
+    let bad = |name: &str, spec: ConvSpec, weight_len: usize| {
+        for isa in families() {
+            let w = vec![0.1; weight_len];
+            match PackedConv::new(name, spec, &w, None, Activation::None, isa) {
+                Err(EngineError::Layer { layer, message }) => {
+                    assert_eq!(layer, name, "{message}")
+                }
+                other => panic!("{name}: expected a layer error, got {other:?}"),
+            }
+        }
+    };
+    // Zero groups; input channels (6) and output channels (10) not divisible by 4.
+    bad(
+        "zero",
+        ConvSpec::square(4, 4, 3, 1, 1).with_groups(0),
+        4 * 4 * 9,
+    );
+    bad("in", ConvSpec::square(6, 8, 3, 1, 1).with_groups(4), 8 * 9);
+    bad(
+        "out",
+        ConvSpec::square(8, 10, 3, 1, 1).with_groups(4),
+        10 * 2 * 9,
+    );
+    bad(
+        "tr",
+        ConvSpec::transposed(6, 8, 3, 1, 1).with_groups(4),
+        6 * 2 * 9,
+    );
+    // The weight of an ungrouped convolution handed to a depthwise one.
+    bad("len", ConvSpec::depthwise(8, 3, 1, 1), 8 * 8 * 9);
+    let e = PackedConv::new(
+        "convnext.dw",
+        ConvSpec::square(6, 6, 7, 1, 3).with_groups(4),
+        &[0.0; 6 * 49],
+        None,
+        Activation::None,
+        Isa::Portable,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("convnext.dw") && e.to_string().contains("4 groups"),
+        "{e}"
+    );
+}
+
+#[test]
+fn macs_count_one_group_s_input_channels() {
+    assert_eq!(ConvSpec::depthwise(64, 7, 1, 3).macs(10), 10 * 64 * 49);
+    assert_eq!(
+        ConvSpec::square(64, 128, 3, 1, 1).with_groups(4).macs(2),
+        2 * 128 * 16 * 9
+    );
+    assert_eq!(ConvSpec::square(3, 8, 3, 1, 1).macs(1), 8 * 3 * 9);
+    assert!(ConvSpec::depthwise(5, 3, 1, 1).is_depthwise());
+    assert!(!ConvSpec::square(5, 5, 3, 1, 1).is_depthwise());
+    assert!(
+        !ConvSpec::square(5, 10, 3, 1, 1)
+            .with_groups(5)
+            .is_depthwise()
+    );
 }
 
 #[test]
