@@ -28,6 +28,9 @@ pub struct ConvGeometry {
     pub padding: [usize; 4],
     /// Dilation `[vertical, horizontal]`.
     pub dilation: [usize; 2],
+    /// Channel groups (PyTorch's `groups`; the weight is `[out, in/groups, kh, kw]`; depthwise
+    /// when it equals the channel count).
+    pub groups: usize,
 }
 
 impl ConvGeometry {
@@ -37,7 +40,14 @@ impl ConvGeometry {
             stride: [stride, stride],
             padding: [pad; 4],
             dilation: [1, 1],
+            groups: 1,
         }
+    }
+
+    /// The same geometry with `groups` channel groups.
+    pub fn with_groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
     }
 }
 
@@ -57,7 +67,7 @@ pub fn conv(
     let name = w.key("weight");
     let name = name.strip_suffix(".weight").unwrap_or(&name).to_string();
     let weight = w.get("weight")?;
-    let [cout, cin, kh, kw] = match weight.shape[..] {
+    let [cout, cin_per_group, kh, kw] = match weight.shape[..] {
         [o, i, h, k] => [o, i, h, k],
         _ => {
             return Err(ModelError::WeightShape {
@@ -68,7 +78,8 @@ pub fn conv(
             });
         }
     };
-    let mut spec = ConvSpec::square(cin, cout, kh, 1, 0);
+    let mut spec = ConvSpec::square(cin_per_group * geometry.groups, cout, kh, 1, 0)
+        .with_groups(geometry.groups);
     spec.kernel = [kh, kw];
     spec.stride = geometry.stride;
     spec.padding = geometry.padding;
