@@ -246,3 +246,79 @@ fn transposed_conv_pixel_shuffle_and_avg_pool_match_burn() {
         }
     }
 }
+
+fn values(t: Tensor<1>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// Grouped and depthwise convolutions (ResNeXt's 4 groups, ConvNeXt's 7x7 depthwise) with a
+/// folded batch norm, built from named weights in PyTorch's layout by `layers::conv`, against
+/// burn's `Conv2d` with `groups` and `BatchNorm`, on every kernel family.
+#[test]
+fn grouped_and_depthwise_convolutions_from_named_weights_match_burn() {
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::{BatchNormConfig, PaddingConfig2d};
+    use colorize_engine::Activation;
+    use colorize_models::layers::{ConvGeometry, conv};
+    use colorize_models::weights::TensorData;
+    let device = Device::flex();
+    let (b, h, w) = (2, 13, 11);
+    for (groups, cin, cout, k, stride) in [(4, 8, 12, 3, 1), (16, 16, 16, 7, 1), (24, 24, 24, 3, 2)]
+    {
+        let p = k / 2;
+        let c = Conv2dConfig::new([cin, cout], [k, k])
+            .with_groups(groups)
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .init(&device);
+        let mut bn = BatchNormConfig::new(cout).init(&device);
+        randomize(&mut bn, &device);
+        let x = Tensor::<4>::random([b, cin, h, w], Distribution::Uniform(-1.0, 1.0), &device);
+        let want = nhwc(burn::tensor::activation::relu(
+            bn.forward(c.forward(x.clone())),
+        ));
+        let mut map = std::collections::HashMap::new();
+        let mut put = |key: &str, shape: Vec<usize>, values: Vec<f32>| {
+            map.insert(key.to_string(), TensorData { shape, values });
+        };
+        put(
+            "conv.weight",
+            vec![cout, cin / groups, k, k],
+            c.weight.val().into_data().try_to_vec::<f32>().unwrap(),
+        );
+        put(
+            "conv.bias",
+            vec![cout],
+            values(c.bias.as_ref().unwrap().val()),
+        );
+        put("bn.weight", vec![cout], values(bn.gamma.val()));
+        put("bn.bias", vec![cout], values(bn.beta.val()));
+        put(
+            "bn.running_mean",
+            vec![cout],
+            values(bn.running_mean.value()),
+        );
+        put("bn.running_var", vec![cout], values(bn.running_var.value()));
+        let named = Weights::from_map(map, std::path::Path::new("grouped"));
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+            let packed = conv(
+                &named.pp("conv"),
+                Some(&named.pp("bn")),
+                ConvGeometry::new(stride, p).with_groups(groups),
+                Activation::Relu,
+                isa,
+            )
+            .unwrap();
+            let (mut g, x0) = Graph::new(cin);
+            let y = g.conv(x0, packed, None).unwrap();
+            g.set_output(y);
+            let got = g.run(&nhwc(x.clone()), b, h, w).unwrap();
+            let rel = max_rel(&got, &want);
+            assert!(
+                rel < 1e-5,
+                "{isa} groups {groups} k {k}: relative error {rel}"
+            );
+        }
+        assert!(named.unused().is_empty());
+    }
+}
