@@ -24,11 +24,17 @@ fn safetensors_save_load_round_trip_gives_the_same_output() {
     // A differently seeded network really differs, so the equality above is meaningful.
     let (a3, _) = tiny_colorizer(8).predict_ab(&probe_l(), 64, 48).unwrap();
     assert_ne!(a1, a3);
-    // The file carries the torchvision-style keys.
+    // The file carries torchvision's `state_dict` keys.
     let bytes = std::fs::read(dir.path().join(WEIGHTS_FILE)).unwrap();
     let text = String::from_utf8_lossy(&bytes[..4096.min(bytes.len())]);
     assert!(
         text.contains("layer1.0.conv1.weight") && text.contains("bn1.running_var"),
+        "{text}"
+    );
+    // PyTorch's names for batch norm (burn's `gamma`/`beta` are renamed on the way out), so the
+    // same file loads in PyTorch and in the engine's graph builders.
+    assert!(
+        text.contains("\"layer1.0.bn1.weight\"") && !text.contains("gamma"),
         "{text}"
     );
 }
