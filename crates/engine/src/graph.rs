@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::conv::{Dst, PackedConv, Src};
 use crate::error::EngineError;
+use crate::ops::affine::Affine;
 use crate::ops::attention::Attention;
 use crate::ops::concat::Concat;
 use crate::ops::conv::Conv;
@@ -24,6 +25,7 @@ use crate::ops::copy::{Copy, Input};
 use crate::ops::pixel_shuffle::PixelShuffle;
 use crate::ops::pool::Pool;
 use crate::ops::resize::Resize;
+use crate::ops::softmax::Softmax;
 use crate::ops::{Io, Node, PoolKind, ResizeMode, ShapeError};
 
 /// A value of a [`Graph`]: the output of one node, an NHWC tensor.
@@ -283,8 +285,67 @@ impl Graph {
         self.push(Resize {
             x: [x],
             like,
+            factor: None,
             channels: c,
             mode,
+        })
+    }
+
+    /// Adds a resize of `x` by the integer `factor` (PyTorch `Upsample(scale_factor=factor)`).
+    ///
+    /// # Errors
+    /// [`EngineError::Shape`] for a factor of 0.
+    pub fn resize_by(
+        &mut self,
+        x: Value,
+        factor: usize,
+        mode: ResizeMode,
+    ) -> Result<Value, EngineError> {
+        if factor == 0 {
+            return Err(EngineError::Shape("resize factor 0".into()));
+        }
+        let c = self.channels(x);
+        Ok(self.push(Resize {
+            x: [x],
+            like: x,
+            factor: Some(factor),
+            channels: c,
+            mode,
+        }))
+    }
+
+    /// Adds a per-channel affine map `y = x · scale[c] + shift[c]` (batch norm in inference form
+    /// where it cannot fold into a convolution: after a ReLU, before a padded convolution).
+    ///
+    /// # Errors
+    /// [`EngineError::Shape`] if `scale` or `shift` does not have one value per channel of `x`.
+    pub fn affine(
+        &mut self,
+        x: Value,
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+    ) -> Result<Value, EngineError> {
+        let c = self.channels(x);
+        if scale.len() != c || shift.len() != c {
+            return Err(EngineError::Shape(format!(
+                "affine map over {c} channels got {} scales and {} shifts",
+                scale.len(),
+                shift.len()
+            )));
+        }
+        Ok(self.push(Affine {
+            x: [x],
+            scale,
+            shift,
+        }))
+    }
+
+    /// Adds a softmax over the channels of each pixel (PyTorch `Softmax(dim=1)` on NCHW).
+    pub fn softmax(&mut self, x: Value) -> Value {
+        let c = self.channels(x);
+        self.push(Softmax {
+            x: [x],
+            channels: c,
         })
     }
 

@@ -497,3 +497,79 @@ fn depthwise_and_grouped_convolutions_in_a_graph_match_the_reference() {
         );
     }
 }
+
+/// Naive bilinear resize by an integer factor with half-pixel centres (PyTorch
+/// `Upsample(scale_factor=f, mode='bilinear')`, `align_corners=False`), NHWC.
+fn upsample_bilinear_ref(x: &[f32], b: usize, h: usize, w: usize, c: usize, f: usize) -> Vec<f32> {
+    let (oh, ow) = (h * f, w * f);
+    let coord = |o: usize, n: usize| {
+        let s = ((o as f64 + 0.5) / f as f64 - 0.5).max(0.0);
+        let i0 = (s.floor() as usize).min(n - 1);
+        let i1 = (i0 + 1).min(n - 1);
+        (i0, i1, s - i0 as f64)
+    };
+    let mut out = Vec::with_capacity(b * oh * ow * c);
+    for n in 0..b {
+        for oy in 0..oh {
+            let (y0, y1, ty) = coord(oy, h);
+            for ox in 0..ow {
+                let (x0, x1, tx) = coord(ox, w);
+                for ch in 0..c {
+                    let v = |y: usize, xx: usize| x[((n * h + y) * w + xx) * c + ch] as f64;
+                    let top = v(y0, x0) * (1.0 - tx) + v(y0, x1) * tx;
+                    let bottom = v(y1, x0) * (1.0 - tx) + v(y1, x1) * tx;
+                    out.push((top * (1.0 - ty) + bottom * ty) as f32);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The ops of Zhang et al.'s eccv16 head — batch norm after ReLU as a per-channel affine map,
+/// softmax over channels, ×4 bilinear upsampling — against naive versions.
+#[test]
+fn affine_softmax_and_upsample_by_a_factor_match_naive_versions() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let (b, h, w, c) = (2, 5, 7, 13);
+    let x: Vec<f32> = random(b * h * w * c, &mut rng)
+        .into_iter()
+        .map(|v| v * 8.0)
+        .collect();
+    let scale = random(c, &mut rng);
+    let shift = random(c, &mut rng);
+    let (mut g, x0) = Graph::new(c);
+    let a = g.affine(x0, scale.clone(), shift.clone()).unwrap();
+    let s = g.softmax(a);
+    let u = g.resize_by(s, 4, ResizeMode::Bilinear).unwrap();
+    g.set_output(u);
+    assert_eq!(g.output_size(h, w).unwrap(), (4 * h, 4 * w));
+    let got = g.run(&x, b, h, w).unwrap();
+    let mut want = Vec::with_capacity(x.len());
+    for px in x.chunks_exact(c) {
+        let y: Vec<f64> = px
+            .iter()
+            .enumerate()
+            .map(|(k, v)| (*v as f64) * scale[k] as f64 + shift[k] as f64)
+            .collect();
+        let m = y.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = y.iter().map(|v| (v - m).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        want.extend(e.iter().map(|v| (v / sum) as f32));
+    }
+    let want = upsample_bilinear_ref(&want, b, h, w, c, 4);
+    assert_eq!(got.len(), want.len());
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-6, "worst difference {worst}");
+    // Each pixel of the softmax sums to 1, and bilinear weights keep that.
+    for px in got.chunks_exact(c) {
+        assert!((px.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    let (mut g, x0) = Graph::new(c);
+    assert!(g.affine(x0, vec![1.0; c - 1], vec![0.0; c]).is_err());
+    assert!(g.resize_by(x0, 0, ResizeMode::Nearest).is_err());
+}

@@ -219,7 +219,11 @@ impl Colorizer {
     /// As [`load_weights`].
     pub fn network(&self) -> Result<Arc<Network>, ModelError> {
         let built = self.network.get_or_init(|| {
-            let mut network = self.config.network.init(&self.device);
+            let mut network = self
+                .config
+                .network
+                .init(&self.device)
+                .map_err(|e| e.to_string())?;
             load_weights(&mut network, self.bytes.to_vec(), &self.source)
                 .map(|()| Arc::new(network))
                 .map_err(|e| e.to_string())

@@ -58,6 +58,14 @@ pub enum ModelError {
         /// The extra key.
         key: String,
     },
+    /// The architecture exists only as an engine graph: burn cannot run or train it.
+    #[error(
+        "the {arch} network runs on the native engine only (no burn module: use --engine native)"
+    )]
+    InferenceOnly {
+        /// The `arch` tag.
+        arch: &'static str,
+    },
     /// Running the network failed (a backend error).
     #[error("inference failed: {0}")]
     Inference(String),

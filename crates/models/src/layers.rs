@@ -113,3 +113,81 @@ pub fn conv(
         isa,
     )?)
 }
+
+/// The transposed convolution `w.weight` (`[in, out/groups, kh, kw]`, PyTorch's
+/// `ConvTranspose2d` layout) + `w.bias` when present, packed for `isa` with `activation`.
+/// `geometry.padding` is PyTorch's `padding` (rows and columns cropped from the full output).
+///
+/// # Errors
+/// As [`conv`].
+pub fn conv_transpose(
+    w: &Weights,
+    geometry: ConvGeometry,
+    activation: Activation,
+    isa: Isa,
+) -> Result<PackedConv, ModelError> {
+    let key = w.key("weight");
+    let name = key.strip_suffix(".weight").unwrap_or(&key).to_string();
+    let weight = w.get("weight")?;
+    let [cin, cout_per_group, kh, kw] = match weight.shape[..] {
+        [i, o, h, k] => [i, o, h, k],
+        _ => {
+            return Err(ModelError::WeightShape {
+                path: w.path().to_path_buf(),
+                key,
+                expected: vec![0, 0, 0, 0],
+                found: weight.shape.clone(),
+            });
+        }
+    };
+    let cout = cout_per_group * geometry.groups;
+    let mut spec = ConvSpec::transposed(cin, cout, kh, 1, 0).with_groups(geometry.groups);
+    spec.kernel = [kh, kw];
+    spec.stride = geometry.stride;
+    spec.padding = geometry.padding;
+    spec.dilation = geometry.dilation;
+    let bias = if w.contains("bias") {
+        w.tensor("bias", &[cout])?.to_vec()
+    } else {
+        vec![0.0; cout]
+    };
+    Ok(PackedConv::new(
+        &name,
+        spec,
+        &weight.values,
+        Some(&bias),
+        activation,
+        isa,
+    )?)
+}
+
+/// A batch norm over `channels` channels as the per-channel affine map it is in inference form:
+/// `(scale, shift)` with `scale = γ / √(σ² + ε)` and `shift = β − μ · scale`, for
+/// [`colorize_engine::Graph::affine`] where the norm cannot fold into a convolution.
+///
+/// # Errors
+/// [`ModelError::MissingWeight`] / [`ModelError::WeightShape`] for an absent or mis-shaped
+/// tensor.
+pub fn batch_norm_affine(
+    bn: &Weights,
+    channels: usize,
+) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+    let shape = [channels];
+    let gamma = bn.tensor_any(&["weight", "gamma"], &shape)?;
+    let beta = bn.tensor_any(&["bias", "beta"], &shape)?;
+    let mean = bn.tensor("running_mean", &shape)?;
+    let var = bn.tensor("running_var", &shape)?;
+    bn.skip("num_batches_tracked");
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(var)
+        .map(|(&g, &v)| (g as f64 / (v as f64 + BATCH_NORM_EPS).sqrt()) as f32)
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(mean)
+        .zip(&scale)
+        .map(|((&b, &m), &s)| b - m * s)
+        .collect();
+    Ok((scale, shift))
+}

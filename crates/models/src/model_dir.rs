@@ -178,7 +178,7 @@ pub fn load_model_bytes(
     device: &Device,
 ) -> Result<(ModelConfig, Network), ModelError> {
     let config = ModelConfig::from_json(config_json, &name.join(CONFIG_FILE))?;
-    let mut network = config.network.init(device);
+    let mut network = config.network.init(device)?;
     load_weights(&mut network, weights, &name.join(WEIGHTS_FILE))?;
     Ok((config, network))
 }

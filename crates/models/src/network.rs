@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use colorize_engine::{Graph, Isa};
 
+use crate::eccv16::Eccv16Config;
 use crate::error::ModelError;
 use crate::unet_resnet::{UnetResnet, UnetResnetConfig};
 use crate::weights::Weights;
@@ -17,13 +18,19 @@ use crate::weights::Weights;
 pub enum NetworkConfig {
     /// [`UnetResnet`]: U-Net over a ResNet encoder, L → ab regression.
     UnetResnet(UnetResnetConfig),
+    /// Zhang et al. 2016's eccv16 ([`crate::eccv16`]): inference only (no burn module).
+    Eccv16(Eccv16Config),
 }
 
 impl NetworkConfig {
-    /// Builds the network with fresh weights.
-    pub fn init(&self, device: &Device) -> Network {
+    /// Builds burn's network with fresh weights (for training and [`crate::EngineKind::Burn`]).
+    ///
+    /// # Errors
+    /// [`ModelError::InferenceOnly`] for an architecture that exists only as an engine graph.
+    pub fn init(&self, device: &Device) -> Result<Network, ModelError> {
         match self {
-            Self::UnetResnet(c) => Network::UnetResnet(c.init(device)),
+            Self::UnetResnet(c) => Ok(Network::UnetResnet(c.init(device))),
+            Self::Eccv16(_) => Err(ModelError::InferenceOnly { arch: self.arch() }),
         }
     }
 
@@ -37,6 +44,7 @@ impl NetworkConfig {
     pub fn graph(&self, weights: &Weights, isa: Isa) -> Result<Graph, ModelError> {
         match self {
             Self::UnetResnet(c) => crate::unet_resnet::graph(c, weights, isa),
+            Self::Eccv16(c) => crate::eccv16::graph(c, weights, isa),
         }
     }
 
@@ -44,6 +52,7 @@ impl NetworkConfig {
     pub fn channels(&self) -> (usize, usize) {
         match self {
             Self::UnetResnet(c) => (c.in_channels, c.out_channels),
+            Self::Eccv16(_) => (1, 2),
         }
     }
 
@@ -51,6 +60,7 @@ impl NetworkConfig {
     pub fn arch(&self) -> &'static str {
         match self {
             Self::UnetResnet(_) => "unet_resnet",
+            Self::Eccv16(_) => "eccv16",
         }
     }
 }

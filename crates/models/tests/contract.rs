@@ -116,7 +116,7 @@ fn sepia_model(dir: &Path) -> ModelConfig {
         description: "hand-made sepia network (test)".into(),
     };
     // The keys and shapes of the architecture, from a freshly built network.
-    let bytes = weights_to_bytes(&config.network.init(&Device::flex())).unwrap();
+    let bytes = weights_to_bytes(&config.network.init(&Device::flex()).unwrap()).unwrap();
     let template = Weights::from_bytes(&bytes, Path::new("template")).unwrap();
     let mut map: BTreeMap<String, TensorData> = BTreeMap::new();
     for (key, t) in template.tensors() {

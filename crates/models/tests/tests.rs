@@ -3,6 +3,7 @@
 
 mod bundled_outputs;
 mod contract;
+mod eccv16;
 mod engine;
 mod model_dir;
 mod pipeline;
@@ -34,6 +35,6 @@ pub fn tiny_colorizer(seed: u64) -> Colorizer {
     let device = Device::flex();
     device.seed(seed);
     let cfg = config(UnetResnetConfig::tiny());
-    let net = cfg.network.init(&device);
+    let net = cfg.network.init(&device).unwrap();
     Colorizer::new(net, cfg, device).unwrap()
 }

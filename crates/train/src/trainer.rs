@@ -271,7 +271,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
         opts.preset.network()
     };
     device.seed(opts.seed);
-    let mut model = network_config.init(&ad);
+    let mut model = network_config.init(&ad)?;
     if opts.resume && !resuming {
         eprintln!("no checkpoint in {}: starting a new run", ckpt.display());
     }

@@ -10,7 +10,9 @@
 //! - `conv.rs`: a packed convolution (kernels in [`crate::conv`]) with an optional
 //!   residual.
 //! - `pool.rs`: max- and average pooling.
-//! - `resize.rs`: nearest and bilinear resizing to another value's size.
+//! - `resize.rs`: nearest and bilinear resizing to another value's size or by a factor.
+//! - `affine.rs`: a per-channel affine map (batch norm that cannot fold into a convolution).
+//! - `softmax.rs`: softmax over the channels of each pixel.
 //! - `pixel_shuffle.rs`: sub-pixel upsampling.
 //! - `attention.rs`: SAGAN self-attention (kernels in [`crate::attention`]).
 //! - `copy.rs`: the graph input, and copies of it into a concatenation.
@@ -24,6 +26,7 @@ use std::fmt;
 use crate::conv::{Dst, PackedConv, Src};
 use crate::graph::Value;
 
+pub(crate) mod affine;
 pub(crate) mod attention;
 pub(crate) mod concat;
 pub(crate) mod conv;
@@ -31,6 +34,7 @@ pub(crate) mod copy;
 pub(crate) mod pixel_shuffle;
 pub(crate) mod pool;
 pub(crate) mod resize;
+pub(crate) mod softmax;
 
 pub use pool::PoolKind;
 pub use resize::ResizeMode;

@@ -18,12 +18,17 @@ pub enum ResizeMode {
     Bilinear,
 }
 
-/// A resize op of a graph: `x` resized to the height and width of `like`.
+/// A resize op of a graph: `x` resized to the height and width of `like`, or by an integer
+/// factor.
 #[derive(Debug)]
 pub(crate) struct Resize {
     pub x: [Value; 1],
-    /// The value whose size the output takes (only its size is read, so it is not an input).
+    /// The value whose size the output takes (only its size is read, so it is not an input),
+    /// when `factor` is `None`.
     pub like: Value,
+    /// Output = input size times this (PyTorch `Upsample(scale_factor=f)`, whose coordinate
+    /// mapping `src = (dst + 0.5) / f − 0.5` is the same as for `in / out` when `out = f · in`).
+    pub factor: Option<usize>,
     pub channels: usize,
     pub mode: ResizeMode,
 }
@@ -41,7 +46,13 @@ impl Node for Resize {
         &self,
         shape: &dyn Fn(Value) -> (usize, usize),
     ) -> Result<(usize, usize), ShapeError> {
-        Ok(shape(self.like))
+        Ok(match self.factor {
+            Some(f) => {
+                let (h, w) = shape(self.x[0]);
+                (h * f, w * f)
+            }
+            None => shape(self.like),
+        })
     }
 
     unsafe fn run(&self, io: &Io<'_>) {
