@@ -10,11 +10,10 @@ use anyhow::{Context, bail};
 use burn::prelude::Device;
 use clap::{Args, ValueEnum};
 use colorize_core::OutputFormat;
+use colorize_core::files::find_images;
 use colorize_core::io::{DecodeLimits, decode_image, encode_image_atomic, to_output_pixels};
 use colorize_models::eval::evaluate_files;
 use colorize_models::{Colorizer, EngineKind, Isa, LoadOptions, ModelSource};
-use colorize_train::data::find_images;
-use colorize_train::{Preset, TrainOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::inputs::expand;
@@ -185,7 +184,7 @@ pub fn set_threads(threads: Option<u16>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn progress_bar(len: usize, show: bool) -> ProgressBar {
+pub(crate) fn progress_bar(len: usize, show: bool) -> ProgressBar {
     if !show || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -372,97 +371,4 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_PARTIAL)
     })
-}
-
-/// Network presets for `--preset`.
-#[derive(ValueEnum, Debug, Clone, Copy)]
-pub enum PresetArg {
-    /// ResNet-18 depths, half widths (~3.4 M parameters): trains on 2 CPU cores.
-    Light,
-    /// The full ResNet-34 encoder (~24 M parameters).
-    Resnet34,
-    /// A tiny network for tests.
-    Tiny,
-}
-
-/// `colorize train`.
-#[derive(Args, Debug)]
-pub struct TrainArgs {
-    /// Folder tree of colour photos to learn from.
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
-    /// Run directory: metrics.csv, checkpoint/, and the exported model.
-    #[arg(long, value_name = "RUN_DIR")]
-    pub out: PathBuf,
-    /// Validation photos (default: 10 % of --data held out).
-    #[arg(long, value_name = "DIR")]
-    pub val: Option<PathBuf>,
-    /// Network preset.
-    #[arg(long, value_enum, default_value = "light")]
-    pub preset: PresetArg,
-    /// Passes over the training photos.
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
-    /// Photos per step.
-    #[arg(long, default_value_t = 16)]
-    pub batch_size: usize,
-    /// Side of the square random crops the network trains on, in pixels.
-    #[arg(long, default_value_t = 128)]
-    pub image_size: usize,
-    /// Shorter side the photos are resized to before cropping (match it with --render-size).
-    #[arg(long, default_value_t = 160)]
-    pub load_size: usize,
-    /// Render size used for validation and written into the exported config.json.
-    #[arg(long, default_value_t = 160)]
-    pub render_size: u32,
-    /// Peak learning rate (AdamW; linear warm-up, cosine decay).
-    #[arg(long, default_value_t = 2e-3)]
-    pub lr: f64,
-    /// Random seed (initialisation, order, crops).
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Evaluate at most this many validation photos per epoch.
-    #[arg(long)]
-    pub val_limit: Option<usize>,
-    /// Stop after this many minutes of training (validates and checkpoints first).
-    #[arg(long)]
-    pub max_minutes: Option<f64>,
-    /// Continue from RUN_DIR/checkpoint.
-    #[arg(long)]
-    pub resume: bool,
-    /// Worker threads (default: all cores).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    pub threads: Option<u16>,
-}
-
-/// Runs `colorize train`.
-pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    set_threads(args.threads)?;
-    let mut opts = TrainOptions::new(args.data, args.out);
-    opts.val = args.val;
-    opts.preset = match args.preset {
-        PresetArg::Light => Preset::Light,
-        PresetArg::Resnet34 => Preset::Resnet34,
-        PresetArg::Tiny => Preset::Tiny,
-    };
-    opts.epochs = args.epochs;
-    opts.batch_size = args.batch_size;
-    opts.crop_size = args.image_size;
-    opts.load_size = args.load_size;
-    opts.render_size = args.render_size;
-    opts.learning_rate = args.lr;
-    opts.seed = args.seed;
-    opts.val_limit = args.val_limit;
-    opts.max_minutes = args.max_minutes;
-    opts.resume = args.resume;
-    let summary = colorize_train::train(&opts, &select_device())?;
-    eprintln!(
-        "trained {} epochs in {:.0} s on {} photos; exported epoch {} to {}",
-        summary.last_epoch,
-        summary.seconds,
-        summary.train_images,
-        summary.best_epoch,
-        opts.out.display()
-    );
-    Ok(ExitCode::SUCCESS)
 }

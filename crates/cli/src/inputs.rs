@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use colorize_core::OutputFormat;
-use colorize_train::data::is_image_path;
+use colorize_core::files::list_images;
 
 /// One photo to colourise and where its result goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,17 +69,14 @@ pub fn expand(
                 .unwrap_or_else(|| arg.clone());
             files.push((arg.clone(), name));
         } else if arg.is_dir() {
-            let mut found: Vec<(PathBuf, PathBuf)> = walkdir::WalkDir::new(arg)
-                .follow_links(true)
+            // Sorted by input path, so outputs mirror the folder in a stable order.
+            let found: Vec<(PathBuf, PathBuf)> = list_images(arg)
                 .into_iter()
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_file() && is_image_path(e.path()))
-                .map(|e| {
-                    let rel = e.path().strip_prefix(arg).unwrap_or(e.path()).to_path_buf();
-                    (e.into_path(), rel)
+                .map(|p| {
+                    let rel = p.strip_prefix(arg).unwrap_or(&p).to_path_buf();
+                    (p, rel)
                 })
                 .collect();
-            found.sort();
             if found.is_empty() {
                 bad.push(BadInput {
                     input: arg.clone(),

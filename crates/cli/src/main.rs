@@ -1,13 +1,17 @@
 //! `colorize`: turn black-and-white photographs into colour ones.
 //!
 //! The binary is thin: it parses flags, chooses the backend device, and calls the library crates
-//! (`colorize-core`, `colorize-models`, `colorize-train`). Errors print as one line
-//! (`error: <input>: <what>`), never a panic; exit codes are listed in `--help`.
+//! (`colorize-core`, `colorize-models`, `colorize-server`; `colorize-train` only for the `train`
+//! subcommand, behind the default `train` feature, so the inference commands build without the
+//! trainer). Errors print as one line (`error: <input>: <what>`), never a panic; exit codes are
+//! listed in `--help`.
 
 mod bench;
 mod commands;
 mod inputs;
 mod serve;
+#[cfg(feature = "train")]
+mod train;
 
 use std::process::ExitCode;
 
@@ -45,7 +49,8 @@ enum Command {
     /// next to the gray input's own numbers.
     Eval(commands::EvalArgs),
     /// Train a model on a folder of colour photos.
-    Train(commands::TrainArgs),
+    #[cfg(feature = "train")]
+    Train(train::TrainArgs),
     /// Time the pipeline at 256x256 and 1024x768 and report peak memory.
     Bench(bench::BenchArgs),
     /// Serve the web app and REST API (prints the URL to open; Ctrl+C to stop).
@@ -64,7 +69,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Image(a) => commands::image(a),
         Command::Eval(a) => commands::eval(a),
-        Command::Train(a) => commands::train(a),
+        #[cfg(feature = "train")]
+        Command::Train(a) => train::train(a),
         Command::Bench(a) => bench::bench(a),
         Command::Serve(a) => serve::serve(a),
     };

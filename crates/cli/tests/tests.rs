@@ -4,6 +4,8 @@
 mod engine_cmd;
 mod eval;
 mod image_cmd;
+#[cfg(feature = "train")]
+mod train_cmd;
 
 use std::path::PathBuf;
 

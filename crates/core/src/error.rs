@@ -75,4 +75,16 @@ pub enum CoreError {
         /// The output file.
         path: PathBuf,
     },
+    /// A path that should be a folder is not one (or does not exist).
+    #[error("{path}: not a folder")]
+    NotAFolder {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A folder holds no image file (by extension, see [`crate::files::IMAGE_EXTENSIONS`]).
+    #[error("{path}: no image files found (looked for jpg, jpeg, png, webp, tif, tiff, bmp, gif)")]
+    NoImages {
+        /// The folder.
+        path: PathBuf,
+    },
 }

@@ -7,6 +7,7 @@
 //! - [`color`]: sRGB (IEC 61966-2-1) ⇄ linear RGB ⇄ CIE XYZ (D65) ⇄ CIELAB, over whole buffers, with
 //!   an L-preserving gamut mapping on the way back to sRGB.
 //! - [`lab`]: the planar [`LabImage`] type and the join of a full-size L with predicted ab.
+//! - [`files`]: which names are images, and the sorted recursive walk of a folder of photos.
 //! - [`io`]: decoding under [`DecodeLimits`] with EXIF orientation, and atomic encoding.
 //! - [`resize`]: separable triangle-filter resizing of planar `f32` buffers (bilinear when
 //!   enlarging, antialiased when shrinking).
@@ -14,11 +15,13 @@
 
 pub mod color;
 pub mod error;
+pub mod files;
 pub mod io;
 pub mod lab;
 pub mod metrics;
 pub mod resize;
 
 pub use error::CoreError;
+pub use files::{IMAGE_EXTENSIONS, find_images, is_image_path, list_images};
 pub use io::{DecodeLimits, DecodedImage, OutputFormat, decode_image, encode_image_atomic};
 pub use lab::LabImage;

@@ -1,5 +1,5 @@
-//! Training data: photos found in a folder tree, decoded once into CIELAB at a fixed load size,
-//! and random crops of them batched for the network.
+//! Training data: photos (found with [`colorize_core::files::find_images`]) split 90/10, decoded
+//! once into CIELAB at a fixed load size, and random crops of them batched for the network.
 
 use std::path::{Path, PathBuf};
 
@@ -14,40 +14,6 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use crate::error::TrainError;
-
-/// Extensions taken as images when walking a folder (case-insensitive).
-pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp", "gif"];
-
-/// Whether `path` has an image extension.
-pub fn is_image_path(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
-/// All image files under `dir` (recursive), sorted for reproducibility.
-///
-/// # Errors
-/// [`TrainError::NoImages`] if there are none, [`TrainError::Io`] if `dir` cannot be read.
-pub fn find_images(dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
-    if !dir.is_dir() {
-        return Err(TrainError::io(dir, "not a folder"));
-    }
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .follow_links(true)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && is_image_path(e.path()))
-        .map(|e| e.into_path())
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        return Err(TrainError::NoImages {
-            path: dir.to_path_buf(),
-        });
-    }
-    Ok(files)
-}
 
 /// Splits `files` 90/10 into (training, validation) after a seeded shuffle; at least one each.
 ///

@@ -1,4 +1,5 @@
-//! The error type of colorize-train.
+//! The error type of colorize-train. Failures of a lower layer keep their cause as
+//! [`std::error::Error::source`], so `{:#}` in the CLI (anyhow) prints the whole chain on one line.
 
 use std::path::PathBuf;
 
@@ -6,12 +7,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrainError {
-    /// A data folder holds no readable photo.
-    #[error(
-        "{path}: no readable images found (looked for jpg, jpeg, png, webp, tif, tiff, bmp, gif)"
-    )]
+    /// None of the training photos could be decoded (each was reported as
+    /// [`crate::TrainEvent::Skipped`]).
+    #[error("{path}: no readable images found (every image file failed to decode)")]
     NoImages {
-        /// The folder.
+        /// The data folder.
         path: PathBuf,
     },
     /// Too few photos to make both a training and a validation set.
@@ -22,13 +22,42 @@ pub enum TrainError {
         /// Images found.
         found: usize,
     },
-    /// A file of the run directory could not be read or written.
-    #[error("{path}: {message}")]
-    Io {
+    /// A file or folder of the run directory could not be read.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating-system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file or folder of the run directory could not be created or written.
+    #[error("cannot write {path}")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating-system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file of the run directory (`train.json`, `checkpoint/state.json`) could not be
+    /// parsed or serialised.
+    #[error("{path}: invalid JSON")]
+    Json {
         /// The file.
         path: PathBuf,
-        /// What went wrong.
-        message: String,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The optimizer state (`checkpoint/optimizer.bpk`) could not be serialised or loaded.
+    #[error("{path}: cannot save or load the optimizer state")]
+    Optimizer {
+        /// The file.
+        path: PathBuf,
+        /// burn's error.
+        #[source]
+        source: burn::store::RecordError,
     },
     /// An option is out of range.
     #[error("invalid option: {0}")]
@@ -36,16 +65,24 @@ pub enum TrainError {
     /// The model's I/O contract is one the trainer cannot train (see `ModelIo::encode_target`).
     #[error("model contract: {0}")]
     Contract(String),
+    /// Finding the photos or writing a file atomically failed (the path is in the error).
+    #[error(transparent)]
+    Core(#[from] colorize_core::CoreError),
     /// Saving or loading a model failed.
     #[error(transparent)]
     Model(#[from] colorize_models::ModelError),
 }
 
 impl TrainError {
-    pub(crate) fn io(path: impl Into<PathBuf>, e: impl std::fmt::Display) -> Self {
-        Self::Io {
-            path: path.into(),
-            message: e.to_string(),
-        }
+    /// A [`TrainError::Read`] for `path`, as a `map_err` closure argument.
+    pub(crate) fn read(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Read { path, source }
+    }
+
+    /// A [`TrainError::Write`] for `path`, as a `map_err` closure argument.
+    pub(crate) fn write(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Write { path, source }
     }
 }

@@ -1,15 +1,29 @@
 //! colorize-train: training colourisers on folders of colour photos.
 //!
-//! - [`data`]: finding photos, the 90/10 split, decoding them once into CIELAB at a fixed load
-//!   size, random square crops and flips into `[batch, 1, S, S]` L / `[batch, 2, S, S]` ab batches.
+//! The parts are separate so that other loops (a GAN's generator and critic, two optimizers,
+//! phases) can reuse them:
+//!
+//! - [`data`]: the 90/10 split, decoding photos once into CIELAB at a fixed load size, random
+//!   square crops and flips into batches encoded by the model's I/O contract (`[batch, C, S, S]`
+//!   input, `[batch, 2, S, S]` ab target). Finding the photos is `colorize_core::files`.
+//! - [`losses`]: L1 and MSE on ab, `[batch, 2, H, W]` → `[1]`, with why L1 is the default.
 //! - [`schedule`]: the learning-rate schedule (linear warm-up, cosine decay).
-//! - [`trainer`]: the regression training loop (L1 on ab, AdamW), per-epoch validation into
-//!   `metrics.csv`, checkpoints every epoch, `--resume`, and the export of the best model.
+//! - [`run_dir`]: the run directory: `train.json`, `metrics.csv`, the exported model.
+//! - [`checkpoint`]: weights + optimizer state + `state.json`, replaced as a whole, for `--resume`.
+//! - [`events`]: [`TrainEvent`], the progress a loop reports to its caller (the library never
+//!   prints).
+//! - [`trainer`]: the regression loop ([`train`]): L1 on ab, AdamW, per-epoch validation through
+//!   the real pipeline, a checkpoint every epoch, and the export of the best epoch.
 
+pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod events;
+pub mod losses;
+pub mod run_dir;
 pub mod schedule;
 pub mod trainer;
 
 pub use error::TrainError;
+pub use events::TrainEvent;
 pub use trainer::{Preset, TrainOptions, TrainSummary, train};

@@ -1,39 +1,32 @@
-//! The regression training loop: L → ab with an L1 loss and AdamW.
+//! The regression training loop: L → ab with the L1 loss of [`crate::losses`] and AdamW, a
+//! linear warm-up + cosine learning-rate schedule ([`crate::schedule`]), validation through the
+//! real pipeline after every epoch, a checkpoint every epoch ([`crate::checkpoint`]) and the run
+//! directory's files ([`crate::run_dir`]).
 //!
-//! Why L1 and not MSE: the colour of most objects is ambiguous (a shirt may be red or blue), and
-//! the MSE optimum is the conditional *mean* of the plausible colours, which averages opposite hues
-//! to gray-brown — the washed-out sepia look of early colourisers (Zhang et al. 2016,
-//! arXiv:1603.08511, §2.1). L1's optimum is the per-channel *median*, which keeps more saturation,
-//! and it is less dominated by the few strongly coloured outlier pixels. pix2pix (Isola et al. 2017)
-//! makes the same choice for its reconstruction term.
-//!
-//! Layout of a run directory:
-//! - `train.json`: the options of the run.
-//! - `metrics.csv`: one row per epoch (train loss, validation PSNR / SSIM / colourfulness, and
-//!   the gray baseline).
-//! - `checkpoint/`: the last epoch (model, optimizer state, `state.json`) for `--resume`.
-//! - `config.json` + `model.safetensors`: the exported model — the epoch with the best validation
-//!   PSNR so far (TRAINING-NOTES.md: longer training raises colourfulness but can lower PSNR).
+//! The loop prints nothing: it reports progress as [`TrainEvent`]s to a callback, and the caller
+//! (the CLI, a test, a notebook) decides how to show them.
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
-use colorize_core::io::{DecodeLimits, write_file_atomic};
+use colorize_core::files::find_images;
+use colorize_core::io::DecodeLimits;
 use colorize_models::eval::{EvalReport, evaluate_files};
-use colorize_models::model_dir::{CONFIG_FILE, WEIGHTS_FILE, load_weights};
 use colorize_models::unet_resnet::UnetResnetConfig;
-use colorize_models::{Colorizer, ModelConfig, NetworkConfig, save_model_dir};
-use indicatif::{ProgressBar, ProgressStyle};
+use colorize_models::{Colorizer, ModelConfig, NetworkConfig};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{LabDataset, find_images, make_batch, split_files};
+use crate::checkpoint::{OPTIMIZER_FILE, TrainState};
+use crate::data::{LabDataset, make_batch, split_files};
 use crate::error::TrainError;
+use crate::events::TrainEvent;
+use crate::losses::l1_ab;
+use crate::run_dir::{MetricsRow, RunDir};
 use crate::schedule::lr_at;
 
 /// Network presets the trainer can build.
@@ -97,8 +90,6 @@ pub struct TrainOptions {
     pub max_minutes: Option<f64>,
     /// Continue from `out/checkpoint` if it exists.
     pub resume: bool,
-    /// Show a progress bar (else one log line every 50 steps).
-    pub progress: bool,
 }
 
 impl TrainOptions {
@@ -123,7 +114,6 @@ impl TrainOptions {
             val_limit: None,
             max_minutes: None,
             resume: false,
-            progress: std::io::stderr().is_terminal(),
         }
     }
 
@@ -170,22 +160,6 @@ pub struct TrainSummary {
     pub val_images: usize,
 }
 
-/// Resume state, `checkpoint/state.json`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct State {
-    epoch: usize,
-    step: usize,
-    best_psnr: f64,
-    best_epoch: usize,
-    seconds: f64,
-}
-
-const CHECKPOINT_DIR: &str = "checkpoint";
-const OPTIMIZER_FILE: &str = "optimizer.bpk";
-const STATE_FILE: &str = "state.json";
-const METRICS_FILE: &str = "metrics.csv";
-const METRICS_HEADER: &str = "epoch,step,seconds,train_loss,lr,val_psnr,val_ssim,val_colourfulness,gray_psnr,gray_ssim,truth_colourfulness,val_images\n";
-
 fn evenly_spaced(files: Vec<PathBuf>, limit: Option<usize>) -> Vec<PathBuf> {
     match limit {
         Some(k) if k < files.len() && k > 0 => {
@@ -196,38 +170,27 @@ fn evenly_spaced(files: Vec<PathBuf>, limit: Option<usize>) -> Vec<PathBuf> {
     }
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| TrainError::io(path, e))?;
-    write_file_atomic(path, &bytes, true).map_err(|e| TrainError::io(path, e))
-}
-
-fn append_metrics(path: &Path, row: &str) -> Result<(), TrainError> {
-    use std::io::Write;
-    let new = !path.exists();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| TrainError::io(path, e))?;
-    if new {
-        f.write_all(METRICS_HEADER.as_bytes())
-            .map_err(|e| TrainError::io(path, e))?;
-    }
-    f.write_all(row.as_bytes())
-        .map_err(|e| TrainError::io(path, e))
-}
-
-/// Trains a network as `opts` says, on `device` (a plain device; autodiff is enabled here).
+/// Trains a network as `opts` says, on `device` (a plain device; autodiff is enabled here), and
+/// reports progress to `on_event` (see [`TrainEvent`] for the order); the function itself prints
+/// nothing.
+///
+/// Writes the run directory `opts.out` ([`crate::run_dir`]): `train.json`, a `metrics.csv` row
+/// and a [`crate::checkpoint`] per epoch, and the best epoch's model. With `opts.resume` and a
+/// checkpoint there, the run continues after its last epoch with its architecture, weights,
+/// optimizer state and schedule position.
 ///
 /// # Errors
 /// [`TrainError`] for bad options, missing or empty data folders, unreadable checkpoints and
 /// file-system errors in the run directory.
-pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, TrainError> {
+pub fn train(
+    opts: &TrainOptions,
+    device: &Device,
+    on_event: &mut dyn FnMut(&TrainEvent),
+) -> Result<TrainSummary, TrainError> {
     opts.check()?;
     let limits = DecodeLimits::default();
     let started = Instant::now();
-    std::fs::create_dir_all(opts.out.join(CHECKPOINT_DIR))
-        .map_err(|e| TrainError::io(&opts.out, e))?;
+    let run = RunDir::create(&opts.out)?;
 
     // Data.
     let files = find_images(&opts.data)?;
@@ -237,8 +200,11 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
     };
     let val_files = evenly_spaced(val_files, opts.val_limit);
     let data = LabDataset::load(&train_files, opts.load_size, &limits);
-    for (p, e) in &data.skipped {
-        eprintln!("skipped {}: {e}", p.display());
+    for (path, reason) in &data.skipped {
+        on_event(&TrainEvent::Skipped {
+            path: path.clone(),
+            reason: reason.clone(),
+        });
     }
     if data.images.is_empty() {
         return Err(TrainError::NoImages {
@@ -253,42 +219,40 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
 
     // Model, optimizer, state.
     let ad = device.clone().autodiff();
-    let ckpt = opts.out.join(CHECKPOINT_DIR);
-    let mut state = State {
+    let ckpt = run.checkpoint();
+    let mut state = TrainState {
         best_psnr: f64::NEG_INFINITY,
-        ..State::default()
+        ..TrainState::default()
     };
     let mut optim = AdamWConfig::new()
         .with_weight_decay(opts.weight_decay as f32)
         .init();
-    let read =
-        |name: &str| std::fs::read(ckpt.join(name)).map_err(|e| TrainError::io(ckpt.join(name), e));
-    let resuming = opts.resume && ckpt.join(STATE_FILE).exists();
+    let resuming = opts.resume && ckpt.find()?;
     // A resumed run keeps the checkpoint's architecture, whatever --preset says now.
     let network_config = if resuming {
-        ModelConfig::from_json(&read(CONFIG_FILE)?, &ckpt.join(CONFIG_FILE))?.network
+        ckpt.read_config()?.network
     } else {
         opts.preset.network()
     };
     device.seed(opts.seed);
     let mut model = network_config.init(&ad)?;
     if opts.resume && !resuming {
-        eprintln!("no checkpoint in {}: starting a new run", ckpt.display());
+        on_event(&TrainEvent::NoCheckpoint {
+            dir: ckpt.dir().to_path_buf(),
+        });
     }
     if resuming {
-        state = serde_json::from_slice(&read(STATE_FILE)?)
-            .map_err(|e| TrainError::io(ckpt.join(STATE_FILE), e))?;
-        load_weights(&mut model, read(WEIGHTS_FILE)?, &ckpt.join(WEIGHTS_FILE))?;
-        let bytes = read(OPTIMIZER_FILE)?;
-        optim = optim
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| TrainError::io(ckpt.join(OPTIMIZER_FILE), format!("{e:?}")))?;
-        eprintln!(
-            "resuming after epoch {} (step {}, best validation PSNR {:.2} dB at epoch {})",
-            state.epoch, state.step, state.best_psnr, state.best_epoch
-        );
+        state = ckpt.read_state()?;
+        ckpt.load_weights(&mut model)?;
+        optim = ckpt.load_optimizer(OPTIMIZER_FILE, optim)?;
+        on_event(&TrainEvent::Resumed {
+            epoch: state.epoch,
+            step: state.step,
+            best_psnr: state.best_psnr,
+            best_epoch: state.best_epoch,
+        });
     }
-    write_json(&opts.out.join("train.json"), opts)?;
+    run.write_options(opts)?;
     let model_config = ModelConfig {
         network: network_config,
         io: colorize_models::ModelIo::default(),
@@ -315,10 +279,21 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
         opts.max_minutes
             .is_some_and(|m| earlier_seconds + started.elapsed().as_secs_f64() >= m * 60.0)
     };
+    on_event(&TrainEvent::Started {
+        train_images: n,
+        val_images: val_files.len(),
+        first_epoch: state.epoch + 1,
+        epochs: opts.epochs,
+        steps_per_epoch,
+        batch_size: batch,
+    });
 
     for epoch in state.epoch + 1..=opts.epochs {
         if epoch > state_epoch_at_start + 1 && over_time() {
-            eprintln!("time budget reached before epoch {epoch}");
+            on_event(&TrainEvent::StoppedEarly {
+                epoch,
+                within_epoch: false,
+            });
             break;
         }
         let epoch_start = Instant::now();
@@ -326,18 +301,6 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
         order.shuffle(&mut StdRng::seed_from_u64(
             opts.seed ^ (epoch as u64).wrapping_mul(0x2545_F491_4F6C_DD1D),
         ));
-        let bar = if opts.progress {
-            let b = ProgressBar::new(steps_per_epoch as u64);
-            b.set_style(
-                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
-            );
-            b.set_prefix(format!("{epoch}/{}", opts.epochs));
-            b
-        } else {
-            ProgressBar::hidden()
-        };
         let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
         let mut lr = 0.0;
         let mut stopped_early = false;
@@ -356,7 +319,7 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
             )?;
             data_secs += t_data.elapsed().as_secs_f64();
             let pred = model.forward(b.l); // [batch, 2, S, S]
-            let loss = (pred - b.ab).abs().mean();
+            let loss = l1_ab(pred, b.ab); // [1]
             let loss_value = f64::from(loss.clone().into_scalar::<f32>());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             lr = lr_at(state.step, total_steps, warmup, opts.learning_rate, 0.01);
@@ -364,86 +327,89 @@ pub fn train(opts: &TrainOptions, device: &Device) -> Result<TrainSummary, Train
             state.step += 1;
             loss_sum += loss_value;
             loss_n += 1;
-            let ips = (loss_n * batch) as f64 / epoch_start.elapsed().as_secs_f64();
-            bar.set_message(format!(
-                "loss {:.4} | {ips:.1} img/s",
-                loss_sum / loss_n as f64
-            ));
-            bar.inc(1);
-            if !opts.progress && (s + 1) % 50 == 0 {
-                eprintln!(
-                    "epoch {epoch} step {}/{steps_per_epoch} loss {:.4} lr {lr:.2e} {ips:.1} img/s ({:.0} % in data)",
-                    s + 1,
-                    loss_sum / loss_n as f64,
-                    100.0 * data_secs / epoch_start.elapsed().as_secs_f64()
-                );
-            }
+            let elapsed = epoch_start.elapsed().as_secs_f64();
+            on_event(&TrainEvent::Step {
+                epoch,
+                step: s + 1,
+                steps_per_epoch,
+                loss: loss_value,
+                mean_loss: loss_sum / loss_n as f64,
+                lr,
+                images_per_s: (loss_n * batch) as f64 / elapsed,
+                data_fraction: data_secs / elapsed,
+            });
             if over_time() {
                 stopped_early = true;
                 break;
             }
         }
-        bar.finish_and_clear();
         let train_loss = loss_sum / loss_n.max(1) as f64;
         let train_secs = epoch_start.elapsed().as_secs_f64();
         let val_start = Instant::now();
         summary.epoch_losses.push(train_loss);
+        on_event(&TrainEvent::Validating {
+            epoch,
+            images: val_files.len(),
+        });
 
         // Validate the epoch's model through the real pipeline.
         let colorizer = Colorizer::new(model.valid(), model_config.clone(), device.clone())?;
         let report = evaluate_files(&colorizer, &val_files, &limits, |_| {})?;
         state.epoch = epoch;
         state.seconds = earlier_seconds + started.elapsed().as_secs_f64();
-        append_metrics(
-            &opts.out.join(METRICS_FILE),
-            &format!(
-                "{epoch},{},{:.1},{train_loss:.5},{lr:.3e},{:.3},{:.4},{:.2},{:.3},{:.4},{:.2},{}\n",
-                state.step,
-                state.seconds,
-                report.model.psnr,
-                report.model.ssim,
-                report.model.colourfulness,
-                report.gray.psnr,
-                report.gray.ssim,
-                report.ground_truth_colourfulness,
-                report.images
-            ),
-        )?;
-        eprintln!(
-            "epoch {epoch}: train loss {train_loss:.4} ({train_secs:.0} s), val PSNR {:.2} dB (gray {:.2}), SSIM {:.4}, colourfulness {:.1} (truth {:.1}) ({:.0} s), total {:.0} s",
-            report.model.psnr,
-            report.gray.psnr,
-            report.model.ssim,
-            report.model.colourfulness,
-            report.ground_truth_colourfulness,
-            val_start.elapsed().as_secs_f64(),
-            state.seconds
-        );
+        run.append_metrics(&MetricsRow {
+            epoch,
+            step: state.step,
+            seconds: state.seconds,
+            train_loss,
+            lr,
+            report: &report,
+        })?;
+        on_event(&TrainEvent::Validated {
+            epoch,
+            train_loss,
+            train_seconds: train_secs,
+            report: report.clone(),
+            val_seconds: val_start.elapsed().as_secs_f64(),
+            total_seconds: state.seconds,
+        });
+        let network = colorizer.network()?;
         if report.model.psnr > state.best_psnr {
             state.best_psnr = report.model.psnr;
             state.best_epoch = epoch;
-            save_model_dir(&opts.out, &model_config, &*colorizer.network()?)?;
+            run.export_model(&model_config, &network)?;
+            on_event(&TrainEvent::Exported {
+                epoch,
+                psnr: report.model.psnr,
+                dir: run.root().to_path_buf(),
+            });
             summary.best = Some(report);
             summary.best_epoch = epoch;
         }
-        // Checkpoint: weights, optimizer, then the state that points at them.
-        save_model_dir(&ckpt, &model_config, &*colorizer.network()?)?;
-        let opt_bytes = optim
-            .into_bytes()
-            .map_err(|e| TrainError::io(ckpt.join(OPTIMIZER_FILE), format!("{e:?}")))?;
-        write_file_atomic(&ckpt.join(OPTIMIZER_FILE), &opt_bytes, true)
-            .map_err(|e| TrainError::io(ckpt.join(OPTIMIZER_FILE), e))?;
-        write_json(&ckpt.join(STATE_FILE), &state)?;
+        // Checkpoint: weights, optimizer and the state that points at them, swapped in together.
+        let writer = ckpt.begin()?;
+        writer.save_model(&model_config, &network)?;
+        writer.save_optimizer(OPTIMIZER_FILE, &optim)?;
+        writer.save_state(&state)?;
+        writer.commit()?;
+        on_event(&TrainEvent::Checkpointed {
+            epoch,
+            step: state.step,
+            dir: ckpt.dir().to_path_buf(),
+        });
         summary.last_epoch = epoch;
         if stopped_early {
-            eprintln!("time budget reached during epoch {epoch}; checkpoint written");
+            on_event(&TrainEvent::StoppedEarly {
+                epoch,
+                within_epoch: true,
+            });
             break;
         }
     }
     summary.seconds = state.seconds;
-    if !opts.out.join(CONFIG_FILE).exists() {
+    if !run.has_exported_model() {
         // Every epoch was already run (resume of a finished run): nothing new to export.
-        save_model_dir(&opts.out, &model_config, &model.valid())?;
+        run.export_model(&model_config, &model.valid())?;
     }
     Ok(summary)
 }

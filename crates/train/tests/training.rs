@@ -1,9 +1,11 @@
 use std::path::Path;
 
 use burn::prelude::*;
+use colorize_core::CoreError;
+use colorize_core::files::find_images;
 use colorize_models::Colorizer;
-use colorize_train::data::{find_images, split_files};
-use colorize_train::{Preset, TrainError, TrainOptions, train};
+use colorize_train::data::split_files;
+use colorize_train::{Preset, TrainError, TrainEvent, TrainOptions, TrainSummary, train};
 use image::{Rgb, RgbImage};
 
 /// Writes `n` generated photos whose colour follows from their lightness pattern: a bright sky
@@ -33,6 +35,36 @@ fn make_dataset(dir: &Path, n: usize) {
     std::fs::write(dir.join("README.txt"), "not an image").unwrap();
 }
 
+/// Trains and collects the events it reported.
+fn train_collecting(o: &TrainOptions) -> (TrainSummary, Vec<TrainEvent>) {
+    let mut events = Vec::new();
+    let summary = train(o, &Device::flex(), &mut |e| events.push(e.clone())).unwrap();
+    (summary, events)
+}
+
+/// Short names of the events, steps folded into one `Step xN` entry per run of steps.
+fn outline(events: &[TrainEvent]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in events {
+        let name = format!("{e:?}");
+        let name = name.split([' ', '{']).next().unwrap().to_string();
+        match out.last_mut() {
+            Some(last) if name == "Step" && last.starts_with("Step") => {
+                let k: usize = last.trim_start_matches("Step x").parse().unwrap();
+                *last = format!("Step x{}", k + 1);
+            }
+            _ if name == "Step" => out.push("Step x1".into()),
+            _ => out.push(name),
+        }
+    }
+    out
+}
+
+/// Trains without looking at the events.
+fn train_quietly(o: &TrainOptions) -> Result<TrainSummary, TrainError> {
+    train(o, &Device::flex(), &mut |_| {})
+}
+
 fn options(data: &Path, out: &Path, epochs: usize) -> TrainOptions {
     let mut o = TrainOptions::new(data.to_path_buf(), out.to_path_buf());
     o.preset = Preset::Tiny;
@@ -42,7 +74,6 @@ fn options(data: &Path, out: &Path, epochs: usize) -> TrainOptions {
     o.load_size = 48;
     o.render_size = 64;
     o.learning_rate = 5e-3;
-    o.progress = false;
     o
 }
 
@@ -52,7 +83,31 @@ fn training_lowers_the_loss_and_exports_a_model() {
     let data = tmp.path().join("data");
     make_dataset(&data, 40);
     let out = tmp.path().join("run");
-    let summary = train(&options(&data, &out, 6), &Device::flex()).unwrap();
+    let (summary, events) = train_collecting(&options(&data, &out, 6));
+    // 36 training photos in batches of 8: 4 steps per epoch, each epoch validated and checkpointed.
+    let o = outline(&events);
+    assert_eq!(o[0], "Started", "{o:?}");
+    let epochs: Vec<&[String]> = o[1..].split(|n| n == "Checkpointed").collect();
+    assert_eq!(epochs.len(), 7, "6 epochs and the empty tail: {o:?}");
+    for e in &epochs[..6] {
+        assert_eq!(e[..3], ["Step x4", "Validating", "Validated"], "{o:?}");
+    }
+    let exported: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Exported { epoch, .. } => Some(*epoch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(exported.last(), Some(&summary.best_epoch));
+    let validated_losses: Vec<f64> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Validated { train_loss, .. } => Some(*train_loss),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(validated_losses, summary.epoch_losses);
     assert_eq!(summary.train_images, 36, "90/10 split of 40");
     assert_eq!(summary.val_images, 4);
     let first = summary.epoch_losses[0];
@@ -85,13 +140,46 @@ fn resume_continues_after_the_last_checkpoint() {
     make_dataset(&data, 20);
     let out = tmp.path().join("run");
     let mut o = options(&data, &out, 2);
-    let s1 = train(&o, &Device::flex()).unwrap();
+    let s1 = train_quietly(&o).unwrap();
     assert_eq!(s1.epoch_losses.len(), 2);
     assert!(out.join("checkpoint/optimizer.bpk").is_file());
     o.epochs = 3;
     o.resume = true;
-    let s2 = train(&o, &Device::flex()).unwrap();
+    let (s2, events) = train_collecting(&o);
     assert_eq!(s2.epoch_losses.len(), 1, "only epoch 3 runs");
+    assert!(
+        matches!(
+            events[0],
+            TrainEvent::Resumed {
+                epoch: 2,
+                step: 4,
+                ..
+            }
+        ),
+        "{:?}",
+        events[0]
+    );
+    assert!(
+        matches!(
+            events[1],
+            TrainEvent::Started {
+                first_epoch: 3,
+                epochs: 3,
+                steps_per_epoch: 2,
+                ..
+            }
+        ),
+        "{:?}",
+        events[1]
+    );
+    assert!(matches!(
+        events.last(),
+        Some(TrainEvent::Checkpointed {
+            epoch: 3,
+            step: 6,
+            ..
+        })
+    ));
     assert_eq!(s2.last_epoch, 3);
     let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     let epochs: Vec<&str> = csv
@@ -115,17 +203,24 @@ fn bad_data_folders_are_clear_errors() {
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     std::fs::write(empty.join("notes.txt"), "x").unwrap();
-    let e = train(
-        &options(&empty, &tmp.path().join("run"), 1),
-        &Device::flex(),
-    )
-    .unwrap_err();
+    let e = train_quietly(&options(&empty, &tmp.path().join("run"), 1)).unwrap_err();
     assert!(
-        matches!(e, TrainError::NoImages { .. }) && e.to_string().contains("empty"),
+        matches!(e, TrainError::Core(CoreError::NoImages { .. }))
+            && e.to_string().contains("empty"),
         "{e}"
     );
-    let e = find_images(&tmp.path().join("missing")).unwrap_err();
-    assert!(e.to_string().contains("missing"), "{e}");
+    let e = train_quietly(&options(
+        &tmp.path().join("missing"),
+        &tmp.path().join("run"),
+        1,
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(e, TrainError::Core(CoreError::NotAFolder { .. }))
+            && e.to_string().contains("missing"),
+        "{e}"
+    );
+    assert!(find_images(&empty).is_err());
     let one = vec![tmp.path().join("a.png")];
     assert!(matches!(
         split_files(one, 1, tmp.path()),
@@ -133,10 +228,7 @@ fn bad_data_folders_are_clear_errors() {
     ));
     let mut o = options(&empty, &tmp.path().join("run"), 1);
     o.batch_size = 0;
-    assert!(matches!(
-        train(&o, &Device::flex()),
-        Err(TrainError::Option(_))
-    ));
+    assert!(matches!(train_quietly(&o), Err(TrainError::Option(_))));
 }
 
 #[test]
@@ -147,8 +239,15 @@ fn time_budget_stops_cleanly_with_a_checkpoint() {
     let out = tmp.path().join("run");
     let mut o = options(&data, &out, 50);
     o.max_minutes = Some(0.0001); // stops after the first step
-    let s = train(&o, &Device::flex()).unwrap();
+    let (s, events) = train_collecting(&o);
     assert_eq!(s.last_epoch, 1);
+    assert_eq!(
+        events.last(),
+        Some(&TrainEvent::StoppedEarly {
+            epoch: 1,
+            within_epoch: true
+        })
+    );
     assert_eq!(s.epoch_losses.len(), 1);
     assert!(out.join("checkpoint/state.json").is_file() && out.join("model.safetensors").is_file());
     let state: serde_json::Value =
