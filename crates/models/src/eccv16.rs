@@ -81,7 +81,7 @@ pub fn graph(config: &Eccv16Config, w: &Weights, isa: Isa) -> Result<Graph, Mode
             layer.tensor("weight", &[cout, cin, 3, 3])?;
             let stride = if strided == Some(i) { 2 } else { 1 };
             // 3x3 kernels: padding 1, or 2 where dilated by 2 (the output keeps its size).
-            let mut geometry = ConvGeometry::new(stride, dilation);
+            let mut geometry = ConvGeometry::new(stride, dilation).with_bias();
             geometry.dilation = [dilation, dilation];
             let c = conv(&layer, None, geometry, Activation::Relu, isa)?;
             x = g.conv(x, c, None)?;
@@ -93,14 +93,19 @@ pub fn graph(config: &Eccv16Config, w: &Weights, isa: Isa) -> Result<Graph, Mode
     let block = w.pp("model8");
     let d = config.decoder_width;
     block.pp(0).tensor("weight", &[cin, d, 4, 4])?;
-    let up = conv_transpose(&block.pp(0), ConvGeometry::new(2, 1), Activation::Relu, isa)?;
+    let up = conv_transpose(
+        &block.pp(0),
+        ConvGeometry::new(2, 1).with_bias(),
+        Activation::Relu,
+        isa,
+    )?;
     x = g.conv(x, up, None)?;
     for i in [2, 4] {
         block.pp(i).tensor("weight", &[d, d, 3, 3])?;
         let c = conv(
             &block.pp(i),
             None,
-            ConvGeometry::new(1, 1),
+            ConvGeometry::new(1, 1).with_bias(),
             Activation::Relu,
             isa,
         )?;
@@ -110,7 +115,7 @@ pub fn graph(config: &Eccv16Config, w: &Weights, isa: Isa) -> Result<Graph, Mode
     let logits = conv(
         &block.pp(6),
         None,
-        ConvGeometry::new(1, 0),
+        ConvGeometry::new(1, 0).with_bias(),
         Activation::None,
         isa,
     )?;

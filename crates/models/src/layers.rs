@@ -31,17 +31,27 @@ pub struct ConvGeometry {
     /// Channel groups (PyTorch's `groups`; the weight is `[out, in/groups, kh, kw]`; depthwise
     /// when it equals the channel count).
     pub groups: usize,
+    /// Whether the layer has a `bias` tensor (PyTorch's `bias=True`): then it must be present,
+    /// otherwise it must not be (a stray one is reported as an unexpected weight).
+    pub bias: bool,
 }
 
 impl ConvGeometry {
-    /// Stride `stride`, symmetric padding `pad`, no dilation.
+    /// Stride `stride`, symmetric padding `pad`, no dilation, one group, no bias.
     pub fn new(stride: usize, pad: usize) -> Self {
         Self {
             stride: [stride, stride],
             padding: [pad; 4],
             dilation: [1, 1],
             groups: 1,
+            bias: false,
         }
+    }
+
+    /// The same geometry for a layer with a bias.
+    pub fn with_bias(mut self) -> Self {
+        self.bias = true;
+        self
     }
 
     /// The same geometry with `groups` channel groups.
@@ -51,7 +61,7 @@ impl ConvGeometry {
     }
 }
 
-/// The convolution `w.weight` (+ `w.bias` when present), with the batch norm `bn` folded in when
+/// The convolution `w.weight` (+ `w.bias` when `geometry.bias`), with the batch norm `bn` folded in when
 /// given, packed for `isa` with `activation` in its epilogue. The layer is named by `w`'s prefix.
 ///
 /// # Errors
@@ -85,7 +95,7 @@ pub fn conv(
     spec.padding = geometry.padding;
     spec.dilation = geometry.dilation;
     let mut weights = weight.values.clone();
-    let mut bias = if w.contains("bias") {
+    let mut bias = if geometry.bias {
         w.tensor("bias", &[cout])?.to_vec()
     } else {
         vec![0.0; cout]
@@ -115,7 +125,7 @@ pub fn conv(
 }
 
 /// The transposed convolution `w.weight` (`[in, out/groups, kh, kw]`, PyTorch's
-/// `ConvTranspose2d` layout) + `w.bias` when present, packed for `isa` with `activation`.
+/// `ConvTranspose2d` layout) + `w.bias` when `geometry.bias`, packed for `isa` with `activation`.
 /// `geometry.padding` is PyTorch's `padding` (rows and columns cropped from the full output).
 ///
 /// # Errors
@@ -146,7 +156,7 @@ pub fn conv_transpose(
     spec.stride = geometry.stride;
     spec.padding = geometry.padding;
     spec.dilation = geometry.dilation;
-    let bias = if w.contains("bias") {
+    let bias = if geometry.bias {
         w.tensor("bias", &[cout])?.to_vec()
     } else {
         vec![0.0; cout]

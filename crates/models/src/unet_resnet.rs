@@ -348,7 +348,7 @@ pub fn graph(config: &UnetResnetConfig, w: &Weights, isa: Isa) -> Result<Graph, 
     let head = conv(
         &w.pp("head"),
         None,
-        ConvGeometry::new(1, 0),
+        ConvGeometry::new(1, 0).with_bias(),
         config.output_activation.engine(),
         isa,
     )?;

@@ -304,7 +304,7 @@ fn grouped_and_depthwise_convolutions_from_named_weights_match_burn() {
             let packed = conv(
                 &named.pp("conv"),
                 Some(&named.pp("bn")),
-                ConvGeometry::new(stride, p).with_groups(groups),
+                ConvGeometry::new(stride, p).with_groups(groups).with_bias(),
                 Activation::Relu,
                 isa,
             )
