@@ -13,6 +13,9 @@ Usage (PyTorch and safetensors from pip; CI never runs this):
 Writes into the folder:
     model.safetensors      random weights (batch-norm statistics random too; model_out holds the
                            313 bin centres of ../shared/reference/pts_in_hull.csv / 110), official keys
+    checkpoint.pth         the same state dict as torch.save writes it (zip format, raw state dict,
+                           num_batches_tracked included), the layout of the release file
+    checkpoint-legacy.pth  the same wrapped as {'model': ...}, in the legacy (pre-1.6) format
     config.json            the model folder's config (arch eccv16 + its I/O contract)
     reference.safetensors  input_l [2, 1, 32, 40] (L in 0..100) and output_ab [2, 2, 32, 40]
                            (ab in CIELAB units), the forward pass of this script's network
@@ -103,6 +106,11 @@ def main():
     state = {k: v.contiguous() for k, v in net.state_dict().items()
              if not k.endswith("num_batches_tracked")}
     save_file(state, os.path.join(out, "model.safetensors"))
+    # The published layout: a raw state dict in PyTorch's zip format (as the release file), and
+    # the same wrapped as {'model': ...} in the legacy (pre-1.6) format, for the importer.
+    torch.save(net.state_dict(), os.path.join(out, "checkpoint.pth"))
+    torch.save({"model": net.state_dict()}, os.path.join(out, "checkpoint-legacy.pth"),
+               _use_new_zipfile_serialization=False)
     save_file({"input_l": input_l, "output_ab": output_ab},
               os.path.join(out, "reference.safetensors"))
     config = {

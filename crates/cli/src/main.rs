@@ -1,13 +1,14 @@
 //! `colorize`: turn black-and-white photographs into colour ones.
 //!
 //! The binary is thin: it parses flags, chooses the backend device, and calls the library crates
-//! (`colorize-core`, `colorize-models`, `colorize-server`; `colorize-train` only for the `train`
+//! (`colorize-core`, `colorize-models`, `colorize-server`, `colorize-import`; `colorize-train` only for the `train`
 //! subcommand, behind the default `train` feature, so the inference commands build without the
 //! trainer). Errors print as one line (`error: <input>: <what>`), never a panic; exit codes are
 //! listed in `--help`.
 
 mod bench;
 mod commands;
+mod import;
 mod inputs;
 mod serve;
 #[cfg(feature = "train")]
@@ -55,6 +56,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Serve the web app and REST API (prints the URL to open; Ctrl+C to stop).
     Serve(serve::ServeArgs),
+    /// Convert a published colouriser's PyTorch checkpoint into a model folder (`--model DIR`).
+    Import(import::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Train(a) => train::train(a),
         Command::Bench(a) => bench::bench(a),
         Command::Serve(a) => serve::serve(a),
+        Command::Import(a) => import::import(a),
     };
     match result {
         Ok(code) => code,

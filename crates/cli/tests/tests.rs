@@ -4,6 +4,7 @@
 mod engine_cmd;
 mod eval;
 mod image_cmd;
+mod import_cmd;
 #[cfg(feature = "train")]
 mod train_cmd;
 

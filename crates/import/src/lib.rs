@@ -1,0 +1,425 @@
+//! colorize-import: PyTorch checkpoints of published colourisers → colorize model folders
+//! (`config.json` + `model.safetensors`, see `docs/MODELS.md`).
+//!
+//! A checkpoint is data, not code: it is read by `pytorch-reader` (the reader burn-store uses),
+//! which parses the pickle itself and refuses anything beyond tensors and plain containers
+//! (`collections.OrderedDict`, torch's tensor-rebuild functions), so nothing in the file is ever
+//! executed. Both of PyTorch's formats are read: the zip archive `torch.save` writes since 1.6 and
+//! the legacy (pre-1.6) one. A raw state dict and one wrapped as `{'model': ...}` or
+//! `{'state_dict': ...}` are both taken.
+//!
+//! The import converts every tensor to f32, drops PyTorch's `num_batches_tracked` counters,
+//! infers the network's widths from the tensor shapes, and builds the network's engine graph from
+//! the result before anything is written: a missing key, a wrong shape or an extra tensor is an
+//! error naming the key, and the output folder is left untouched. `config.json` records the
+//! checkpoint's file name, SHA-256 and kind under `imported_from`.
+//!
+//! Kinds (`Kind`): Zhang et al.'s eccv16 today. siggraph17 and DeOldify's checkpoints are
+//! recognised by their keys and refused with a message saying they cannot be imported yet.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use colorize_core::io::write_file_atomic;
+use colorize_models::eccv16::Eccv16Config;
+use colorize_models::model_dir::{CONFIG_FILE, WEIGHTS_FILE};
+use colorize_models::weights::{TensorData, to_safetensors_bytes};
+use colorize_models::{
+    InputKind, Isa, ModelConfig, ModelError, ModelIo, NetworkConfig, OutputKind, SizeRule, Weights,
+};
+use pytorch_reader::{DType, PytorchReader};
+use sha2::{Digest, Sha256};
+
+/// The published networks `colorize import` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// Zhang, Isola & Efros 2016 (arXiv:1603.08511), `colorization_release_v2` (eccv16).
+    Eccv16,
+}
+
+impl Kind {
+    /// Every kind, in the order detection reports them.
+    pub const ALL: [Kind; 1] = [Kind::Eccv16];
+
+    /// The name used by `--kind` and in `config.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Eccv16 => "eccv16",
+        }
+    }
+
+    /// The kind named `name` (`eccv16`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Errors of an import; each names the checkpoint, the key or the folder it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The file cannot be read at all.
+    #[error("{path}: cannot read ({source})")]
+    Read {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a PyTorch checkpoint this reader accepts (not zip or legacy pickle, a
+    /// truncated archive, a pickle that asks for code).
+    #[error("{path}: not a readable PyTorch checkpoint ({message})")]
+    NotACheckpoint {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What the reader said.
+        message: String,
+    },
+    /// A tensor's data could not be read or has a type that is not a float.
+    #[error("{path}: tensor {key}: {message}")]
+    Tensor {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The tensor's key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// No known kind fits the keys.
+    #[error("{path}: not a checkpoint of a known kind ({reason})")]
+    UnknownKind {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Which kinds came closest and which key decided.
+        reason: String,
+    },
+    /// A known network that cannot be imported yet.
+    #[error("{path}: looks like {what} ({key}), which colorize cannot import yet")]
+    Unsupported {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The network it looks like.
+        what: &'static str,
+        /// The key that decided.
+        key: String,
+    },
+    /// The tensors do not fit the network (missing, extra or mis-shaped, by key).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The output folder already holds a model and `overwrite` was not given.
+    #[error("{path}: already holds a model (pass --overwrite to replace it)")]
+    OutputExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// Writing the model folder failed.
+    #[error("{path}: cannot write ({source})")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The tensors of a checkpoint as f32, by key, with the file's SHA-256.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The file.
+    pub path: PathBuf,
+    /// Lower-case hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// Every float tensor (wrapper prefix removed, `num_batches_tracked` dropped).
+    pub tensors: BTreeMap<String, TensorData>,
+}
+
+/// Reads a PyTorch checkpoint (zip or legacy format; raw state dict or `{'model': ...}` /
+/// `{'state_dict': ...}`).
+///
+/// # Errors
+/// [`ImportError::Read`] if the file cannot be read, [`ImportError::NotACheckpoint`] if it is
+/// not a PyTorch checkpoint (or asks for code to run), [`ImportError::Tensor`] for a tensor that
+/// cannot be read or is not floating point.
+pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ImportError> {
+    let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let sha256 = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    drop(bytes);
+    let reader = PytorchReader::new(path).map_err(|e| ImportError::NotACheckpoint {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let all = reader.tensors();
+    // A wrapper dict shows as a common first path component.
+    let prefix = ["model.", "state_dict."]
+        .into_iter()
+        .find(|p| !all.is_empty() && all.keys().all(|k| k.starts_with(p)))
+        .unwrap_or("");
+    let mut tensors = BTreeMap::new();
+    for (key, t) in all {
+        if key.ends_with("num_batches_tracked") {
+            continue;
+        }
+        let err = |message: String| ImportError::Tensor {
+            path: path.to_path_buf(),
+            key: key.clone(),
+            message,
+        };
+        let raw = t.read().map_err(|e| err(e.to_string()))?;
+        let values: Vec<f32> = match t.dtype() {
+            DType::F32 => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            DType::F16 => raw
+                .chunks_exact(2)
+                .map(|c| half::f16::from_ne_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            DType::BF16 => raw
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_ne_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            DType::F64 => raw
+                .chunks_exact(8)
+                .map(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes")) as f32)
+                .collect(),
+            other => return Err(err(format!("{other:?} is not a float type"))),
+        };
+        tensors.insert(
+            key[prefix.len()..].to_string(),
+            TensorData {
+                shape: t.shape().to_vec(),
+                values,
+            },
+        );
+    }
+    Ok(Checkpoint {
+        path: path.to_path_buf(),
+        sha256,
+        tensors,
+    })
+}
+
+/// The kind of network the tensors belong to, from their keys and shapes.
+///
+/// # Errors
+/// [`ImportError::Unsupported`] for a recognised network that cannot be imported yet
+/// (siggraph17, DeOldify), [`ImportError::UnknownKind`] otherwise, saying which kind came
+/// closest and which key decided.
+pub fn detect(checkpoint: &Checkpoint) -> Result<Kind, ImportError> {
+    let t = &checkpoint.tensors;
+    let shape = |k: &str| t.get(k).map(|t| t.shape.as_slice());
+    let path = checkpoint.path.clone();
+    // siggraph17 shares eccv16's block names; its first convolution takes L, ab hints and a mask.
+    match shape("model1.0.weight") {
+        Some([_, 1, 3, 3]) => {}
+        Some([_, 4, 3, 3]) => {
+            return Err(ImportError::Unsupported {
+                path,
+                what: "Zhang et al.'s siggraph17",
+                key: "model1.0.weight [_, 4, 3, 3]".into(),
+            });
+        }
+        _ => {}
+    }
+    if t.keys().any(|k| k.starts_with("layers.0.")) {
+        return Err(ImportError::Unsupported {
+            path,
+            what: "a DeOldify generator",
+            key: "layers.0.*".into(),
+        });
+    }
+    // eccv16: the blocks model1..model8 and model_out.
+    let wanted = (1..=8)
+        .map(|i| format!("model{i}.0.weight"))
+        .chain(["model_out.weight".to_string()]);
+    let (mut found, mut missing) = (0, None);
+    for k in wanted {
+        if t.contains_key(&k) {
+            found += 1;
+        } else if missing.is_none() {
+            missing = Some(k);
+        }
+    }
+    match missing {
+        None if matches!(shape("model1.0.weight"), Some([_, 1, 3, 3])) => Ok(Kind::Eccv16),
+        other => Err(ImportError::UnknownKind {
+            path,
+            reason: format!(
+                "closest: eccv16, {found} of its 9 block keys present; {} decided",
+                other.unwrap_or_else(|| "model1.0.weight's shape".into())
+            ),
+        }),
+    }
+}
+
+/// The eccv16 config whose widths the tensors have (the release or any reduced copy).
+fn eccv16_config(
+    path: &Path,
+    t: &BTreeMap<String, TensorData>,
+) -> Result<Eccv16Config, ModelError> {
+    let dim = |key: &str, axis: usize| -> Result<usize, ModelError> {
+        let t = t.get(key).ok_or_else(|| ModelError::MissingWeight {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+        })?;
+        t.shape
+            .get(axis)
+            .copied()
+            .ok_or_else(|| ModelError::WeightShape {
+                path: path.to_path_buf(),
+                key: key.to_string(),
+                expected: vec![0; axis + 1],
+                found: t.shape.clone(),
+            })
+    };
+    let mut widths = [0; 7];
+    for (b, w) in widths.iter_mut().enumerate() {
+        *w = dim(&format!("model{}.0.weight", b + 1), 0)?;
+    }
+    Ok(Eccv16Config {
+        widths,
+        decoder_width: dim("model8.0.weight", 1)?,
+        bins: dim("model8.6.weight", 0)?,
+    })
+}
+
+/// The model config for `kind` with the widths of `tensors` and the network's own contract.
+///
+/// # Errors
+/// [`ModelError::MissingWeight`] / [`ModelError::WeightShape`] when a tensor that fixes a width
+/// is absent or has too few dimensions.
+pub fn model_config(
+    kind: Kind,
+    path: &Path,
+    tensors: &BTreeMap<String, TensorData>,
+) -> Result<ModelConfig, ModelError> {
+    match kind {
+        Kind::Eccv16 => Ok(ModelConfig {
+            network: NetworkConfig::Eccv16(eccv16_config(path, tensors)?),
+            // zhang.md §2-3: (L − 50)/100 in, ab/110 out, 256x256 input.
+            io: ModelIo {
+                input: InputKind::Lightness {
+                    offset: 50.0,
+                    scale: 100.0,
+                },
+                output: OutputKind::Ab { scale: 110.0 },
+                size: SizeRule::Square { multiple: 8 },
+            },
+            render_size: 256,
+            saturation: 1.0,
+            description: "Zhang, Isola & Efros 2016 (ECCV), colorization_release_v2 (eccv16), imported from PyTorch".into(),
+        }),
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone)]
+pub struct ImportReport {
+    /// The kind imported.
+    pub kind: Kind,
+    /// Tensors written.
+    pub tensors: usize,
+    /// Parameters (floats) written.
+    pub parameters: usize,
+    /// The checkpoint's SHA-256.
+    pub sha256: String,
+    /// The model folder.
+    pub out: PathBuf,
+}
+
+/// Imports the checkpoint at `path` as a model folder `out` (created if needed). Everything is
+/// checked (the network's engine graph is built from the converted tensors) before anything is
+/// written; `config.json` is written last, so a folder is a model only once both files are in
+/// place.
+///
+/// # Errors
+/// As [`read_checkpoint`] and [`detect`]; [`ImportError::Model`] when the tensors do not fit
+/// the kind's network (the key is named); [`ImportError::OutputExists`] when `out` already holds
+/// a model and `overwrite` is false; [`ImportError::Write`] when writing fails.
+pub fn import(
+    path: &Path,
+    kind: Option<Kind>,
+    out: &Path,
+    overwrite: bool,
+) -> Result<ImportReport, ImportError> {
+    let checkpoint = read_checkpoint(path)?;
+    let kind = match kind {
+        Some(k) => k,
+        None => detect(&checkpoint)?,
+    };
+    import_tensors(&checkpoint, kind, out, overwrite)
+}
+
+/// As [`import`], from tensors already read.
+///
+/// # Errors
+/// As [`import`].
+pub fn import_tensors(
+    checkpoint: &Checkpoint,
+    kind: Kind,
+    out: &Path,
+    overwrite: bool,
+) -> Result<ImportReport, ImportError> {
+    let config = model_config(kind, &checkpoint.path, &checkpoint.tensors)?;
+    let map: HashMap<String, TensorData> = checkpoint
+        .tensors
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    // Building the graph checks every key and shape, and that no tensor is left over.
+    config
+        .network
+        .graph(&Weights::from_map(map, &checkpoint.path), Isa::detect())?;
+    if !overwrite {
+        for name in [CONFIG_FILE, WEIGHTS_FILE] {
+            let p = out.join(name);
+            if p.exists() {
+                return Err(ImportError::OutputExists { path: p });
+            }
+        }
+    }
+    let weights = to_safetensors_bytes(&checkpoint.tensors, None)?;
+    let mut json = serde_json::to_value(&config).expect("a config serialises");
+    json["imported_from"] = serde_json::json!({
+        "file": checkpoint.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "sha256": checkpoint.sha256,
+        "kind": kind.name(),
+    });
+    let json = serde_json::to_vec_pretty(&json).expect("JSON serialises");
+    std::fs::create_dir_all(out).map_err(|source| ImportError::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let write = |name: &str, bytes: &[u8]| {
+        let p = out.join(name);
+        write_file_atomic(&p, bytes, true).map_err(|e| ImportError::Write {
+            path: p,
+            source: std::io::Error::other(e.to_string()),
+        })
+    };
+    write(WEIGHTS_FILE, &weights)?;
+    write(CONFIG_FILE, &json)?;
+    Ok(ImportReport {
+        kind,
+        tensors: checkpoint.tensors.len(),
+        parameters: checkpoint.tensors.values().map(|t| t.values.len()).sum(),
+        sha256: checkpoint.sha256.clone(),
+        out: out.to_path_buf(),
+    })
+}

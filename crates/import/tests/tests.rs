@@ -1,0 +1,184 @@
+//! colorize-import against checkpoints written by `torch.save` (scripts/reference/eccv16.py): the
+//! zip and legacy formats, a raw and a wrapped state dict, the imported folder's outputs against
+//! PyTorch's, kind detection, and bad files that must fail without writing anything.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::Device;
+use colorize_import::{ImportError, Kind, detect, import, import_tensors, read_checkpoint};
+use colorize_models::{Colorizer, ModelError, Weights};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/tests/fixtures/eccv16")
+        .join(name)
+}
+
+/// The reference run's `[2, 1, 32, 40]` L and `[2, 2, 32, 40]` ab.
+fn reference() -> (Vec<f32>, Vec<f32>) {
+    let r = Weights::open(&fixture("reference.safetensors")).unwrap();
+    (
+        r.tensor("input_l", &[2, 1, 32, 40]).unwrap().to_vec(),
+        r.tensor("output_ab", &[2, 2, 32, 40]).unwrap().to_vec(),
+    )
+}
+
+/// Imports `checkpoint` into a fresh folder and checks the folder reproduces PyTorch's output.
+fn check_import(checkpoint: &str, sha256: &str) {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("eccv16");
+    let report = import(&fixture(checkpoint), None, &dir, false).unwrap();
+    assert_eq!(report.kind, Kind::Eccv16);
+    assert_eq!(report.sha256, sha256);
+    // 7 blocks of convs (2+2+3·5 = 19 weights and biases) and their batch norms (4 tensors
+    // each), model8's 4 convolutions, model_out: 38 + 28 + 8 + 1.
+    assert_eq!(report.tensors, 75);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["imported_from"]["sha256"], sha256);
+    assert_eq!(config["imported_from"]["kind"], "eccv16");
+    assert_eq!(config["network"]["arch"], "eccv16");
+    let c = Colorizer::load(&dir, &Device::flex()).unwrap();
+    let (l, want) = reference();
+    let (h, w) = (32, 40);
+    let inputs: Vec<_> = l
+        .chunks_exact(h * w)
+        .map(|p| c.prepare_resized(w, h, p))
+        .collect();
+    let got = c.predict(&inputs).unwrap();
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (b, ab) in got.iter().enumerate() {
+        for (k, plane) in [&ab.a, &ab.b].into_iter().enumerate() {
+            let start = (b * 2 + k) * h * w;
+            let worst = plane
+                .iter()
+                .zip(&want[start..start + h * w])
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                worst / scale < 1e-4,
+                "{checkpoint}: relative error {}",
+                worst / scale
+            );
+        }
+    }
+}
+
+#[test]
+fn zip_checkpoint_with_a_raw_state_dict_imports_and_matches_pytorch() {
+    // `sha256sum` of the fixture.
+    check_import(
+        "checkpoint.pth",
+        "5de1a906d45b92597954f4fb291bd9d89adcec13faccdc105477979e9a0169b6",
+    );
+}
+
+#[test]
+fn legacy_checkpoint_wrapped_in_model_imports_and_matches_pytorch() {
+    check_import(
+        "checkpoint-legacy.pth",
+        "d2f696e3c2400334590e2f93d85e77fcfb4dfa2d92244db9bcd09359f66d01a2",
+    );
+}
+
+fn assert_nothing_written(dir: &Path) {
+    assert!(
+        !dir.exists() || std::fs::read_dir(dir).unwrap().next().is_none(),
+        "{} was written to",
+        dir.display()
+    );
+}
+
+#[test]
+fn missing_and_mis_shaped_tensors_name_the_key_and_write_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("m");
+    let full = read_checkpoint(&fixture("checkpoint.pth")).unwrap();
+    assert_eq!(detect(&full).unwrap(), Kind::Eccv16);
+
+    let mut missing = full.clone();
+    missing.tensors.remove("model5.2.bias");
+    let e = import_tensors(&missing, Kind::Eccv16, &dir, false).unwrap_err();
+    assert!(
+        matches!(&e, ImportError::Model(ModelError::MissingWeight { key, .. }) if key == "model5.2.bias"),
+        "{e}"
+    );
+    assert_nothing_written(&dir);
+
+    let mut wrong = full.clone();
+    let t = wrong.tensors.get_mut("model3.4.weight").unwrap();
+    t.shape = vec![t.shape[0], t.shape[1], 1, 9];
+    let e = import_tensors(&wrong, Kind::Eccv16, &dir, false).unwrap_err();
+    assert!(e.to_string().contains("model3.4.weight"), "{e}");
+    assert_nothing_written(&dir);
+
+    let mut extra = full.clone();
+    extra.tensors.insert(
+        "model9.0.weight".into(),
+        full.tensors["model1.0.bias"].clone(),
+    );
+    let e = import_tensors(&extra, Kind::Eccv16, &dir, false).unwrap_err();
+    assert!(e.to_string().contains("model9.0.weight"), "{e}");
+    assert_nothing_written(&dir);
+
+    // An existing model is not replaced without `overwrite`.
+    import_tensors(&full, Kind::Eccv16, &dir, false).unwrap();
+    let e = import_tensors(&full, Kind::Eccv16, &dir, false).unwrap_err();
+    assert!(matches!(e, ImportError::OutputExists { .. }), "{e}");
+    import_tensors(&full, Kind::Eccv16, &dir, true).unwrap();
+}
+
+#[test]
+fn truncated_and_foreign_files_are_refused_without_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("out");
+    let bytes = std::fs::read(fixture("checkpoint.pth")).unwrap();
+    let truncated = tmp.path().join("truncated.pth");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let e = import(&truncated, None, &dir, false).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ImportError::NotACheckpoint { .. } | ImportError::Tensor { .. }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("truncated.pth"), "{e}");
+    assert_nothing_written(&dir);
+
+    let jpeg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/migrant_mother.jpg");
+    let e = import(&jpeg, None, &dir, false).unwrap_err();
+    assert!(matches!(e, ImportError::NotACheckpoint { .. }), "{e}");
+    assert_nothing_written(&dir);
+
+    let e = import(&tmp.path().join("absent.pth"), None, &dir, false).unwrap_err();
+    assert!(matches!(e, ImportError::Read { .. }), "{e}");
+
+    // A safetensors file is not a PyTorch checkpoint either.
+    let e = import(&fixture("model.safetensors"), None, &dir, false).unwrap_err();
+    assert!(matches!(e, ImportError::NotACheckpoint { .. }), "{e}");
+    assert_nothing_written(&dir);
+}
+
+#[test]
+fn other_networks_are_recognised_and_refused_by_key() {
+    let full = read_checkpoint(&fixture("checkpoint.pth")).unwrap();
+    // siggraph17's first convolution takes 4 channels (L, ab hints, mask).
+    let mut sig = full.clone();
+    let t = sig.tensors.get_mut("model1.0.weight").unwrap();
+    t.shape[1] = 4;
+    t.values = t.values.repeat(4);
+    let e = detect(&sig).unwrap_err();
+    assert!(
+        matches!(e, ImportError::Unsupported { .. }) && e.to_string().contains("siggraph17"),
+        "{e}"
+    );
+    // Keys of no known network: the error says which kind came closest and which key decided.
+    let mut other = full.clone();
+    other.tensors.retain(|k, _| !k.starts_with("model_out"));
+    let e = detect(&other).unwrap_err().to_string();
+    assert!(
+        e.contains("eccv16") && e.contains("model_out.weight"),
+        "{e}"
+    );
+}
