@@ -12,12 +12,15 @@ use colorize_import::Kind;
 pub enum KindArg {
     /// Zhang et al. 2016, `colorization_release_v2` (eccv16).
     Eccv16,
+    /// DeOldify's Artistic generator, `ColorizeArtistic_gen.pth`.
+    DeoldifyArtistic,
 }
 
 impl From<KindArg> for Kind {
     fn from(k: KindArg) -> Self {
         match k {
             KindArg::Eccv16 => Kind::Eccv16,
+            KindArg::DeoldifyArtistic => Kind::DeoldifyArtistic,
         }
     }
 }

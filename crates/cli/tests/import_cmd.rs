@@ -76,3 +76,33 @@ fn a_photo_is_not_a_checkpoint() {
     );
     assert!(!model.exists());
 }
+
+#[test]
+fn imported_deoldify_folder_colourises_a_photo_at_a_render_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("artistic");
+    colorize()
+        .args(["import", "--kind", "deoldify-artistic", "--out"])
+        .arg(&model)
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../models/tests/fixtures/deoldify/checkpoint.pth"),
+        )
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("imported deoldify-artistic"));
+    let input = shared_data().join("historical/1916Sweeden.jpg");
+    let out = dir.path().join("out");
+    colorize()
+        .args(["image", "--render-size", "96", "--format", "png", "--model"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&out)
+        .arg(&input)
+        .assert()
+        .success();
+    let original = image::open(&input).unwrap();
+    let photo = image::open(out.join("1916Sweeden.png")).unwrap();
+    assert_eq!(photo.width(), original.width());
+    assert_eq!(photo.height(), original.height());
+}

@@ -15,10 +15,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::conv::{Dst, PackedConv, Src};
+use crate::conv::{Activation, Dst, PackedConv, Src};
 use crate::error::EngineError;
+use crate::ops::add::Add;
 use crate::ops::affine::Affine;
 use crate::ops::attention::Attention;
+use crate::ops::blur::Blur;
 use crate::ops::concat::Concat;
 use crate::ops::conv::Conv;
 use crate::ops::copy::{Copy, Input};
@@ -314,8 +316,9 @@ impl Graph {
         }))
     }
 
-    /// Adds a per-channel affine map `y = x · scale[c] + shift[c]` (batch norm in inference form
-    /// where it cannot fold into a convolution: after a ReLU, before a padded convolution).
+    /// Adds a per-channel affine map `y = activation(x · scale[c] + shift[c])` (batch norm in
+    /// inference form where it cannot fold into a convolution: after a ReLU, before a padded
+    /// convolution).
     ///
     /// # Errors
     /// [`EngineError::Shape`] if `scale` or `shift` does not have one value per channel of `x`.
@@ -324,6 +327,7 @@ impl Graph {
         x: Value,
         scale: Vec<f32>,
         shift: Vec<f32>,
+        activation: Activation,
     ) -> Result<Value, EngineError> {
         let c = self.channels(x);
         if scale.len() != c || shift.len() != c {
@@ -337,7 +341,39 @@ impl Graph {
             x: [x],
             scale,
             shift,
+            activation,
         }))
+    }
+
+    /// Adds the element-wise sum `a + b` of two values of the same channels and size (a residual
+    /// connection whose activation comes before the add, as fastai's `res_block`).
+    ///
+    /// # Errors
+    /// [`EngineError::Shape`] if the channel counts differ (sizes are checked by the plan).
+    pub fn add(&mut self, a: Value, b: Value) -> Result<Value, EngineError> {
+        let c = self.channels(a);
+        if self.channels(b) != c {
+            return Err(EngineError::Shape(format!(
+                "cannot add {c} channels to {}",
+                self.channels(b)
+            )));
+        }
+        Ok(self.push(Add {
+            xs: [a, b],
+            channels: c,
+        }))
+    }
+
+    /// Adds fastai's blur after a pixel shuffle (Sugawara et al. 2019, arXiv:1806.02658):
+    /// replication padding of one row on top and one column on the left, then a 2x2 average
+    /// pool with stride 1, so the output keeps the size and pixel `(i, j)` is the mean of
+    /// `(i−1..=i, j−1..=j)` with index −1 clamped to 0.
+    pub fn blur(&mut self, x: Value) -> Value {
+        let c = self.channels(x);
+        self.push(Blur {
+            x: [x],
+            channels: c,
+        })
     }
 
     /// Adds a softmax over the channels of each pixel (PyTorch `Softmax(dim=1)` on NCHW).

@@ -539,7 +539,9 @@ fn affine_softmax_and_upsample_by_a_factor_match_naive_versions() {
     let scale = random(c, &mut rng);
     let shift = random(c, &mut rng);
     let (mut g, x0) = Graph::new(c);
-    let a = g.affine(x0, scale.clone(), shift.clone()).unwrap();
+    let a = g
+        .affine(x0, scale.clone(), shift.clone(), Activation::None)
+        .unwrap();
     let s = g.softmax(a);
     let u = g.resize_by(s, 4, ResizeMode::Bilinear).unwrap();
     g.set_output(u);
@@ -570,6 +572,69 @@ fn affine_softmax_and_upsample_by_a_factor_match_naive_versions() {
         assert!((px.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
     let (mut g, x0) = Graph::new(c);
-    assert!(g.affine(x0, vec![1.0; c - 1], vec![0.0; c]).is_err());
+    assert!(
+        g.affine(x0, vec![1.0; c - 1], vec![0.0; c], Activation::None)
+            .is_err()
+    );
     assert!(g.resize_by(x0, 0, ResizeMode::Nearest).is_err());
+}
+
+/// DeOldify's decoder ops — blur after a pixel shuffle, batch norm + ReLU as an affine op, and a
+/// residual add after the activation — against naive versions.
+#[test]
+fn blur_affine_relu_and_add_match_naive_versions() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let (b, h, w, c) = (2, 6, 5, 3);
+    let x = random(b * h * w * c, &mut rng);
+    let scale = random(c, &mut rng);
+    let shift = random(c, &mut rng);
+    let (mut g, x0) = Graph::new(c);
+    let blurred = g.blur(x0);
+    let a = g
+        .affine(blurred, scale.clone(), shift.clone(), Activation::Relu)
+        .unwrap();
+    let sum = g.add(a, blurred).unwrap();
+    g.set_output(sum);
+    let got = g.run(&x, b, h, w).unwrap();
+    let at = |n: usize, y: usize, xx: usize, k: usize| x[((n * h + y) * w + xx) * c + k];
+    let mut want = Vec::with_capacity(x.len());
+    for n in 0..b {
+        for y in 0..h {
+            for xx in 0..w {
+                for k in 0..c {
+                    // ReplicationPad2d((1, 0, 1, 0)) then AvgPool2d(2, stride 1).
+                    let (ym, xm) = (y.max(1) - 1, xx.max(1) - 1);
+                    let blur =
+                        (at(n, ym, xm, k) + at(n, ym, xx, k) + at(n, y, xm, k) + at(n, y, xx, k))
+                            / 4.0;
+                    want.push((blur * scale[k] + shift[k]).max(0.0) + blur);
+                }
+            }
+        }
+    }
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-6, "worst difference {worst}");
+    // Channel counts must agree.
+    let (mut g, x0) = Graph::new(c);
+    let wide = g.pixel_shuffle(x0, 1).unwrap();
+    let (mut g2, y0) = Graph::new(2 * c);
+    let y1 = g2.blur(y0);
+    assert!(g2.add(y1, y0).is_ok());
+    let narrow = g
+        .affine(wide, vec![1.0; c], vec![0.0; c], Activation::None)
+        .unwrap();
+    assert!(g.add(narrow, wide).is_ok());
+    let (mut g3, z0) = Graph::new(c);
+    let z1 = g3.pixel_shuffle(z0, 1).unwrap();
+    let (mut g4, w0) = Graph::new(2 * c);
+    let w1 = g4.blur(w0);
+    let _ = (z1, w1);
+    let (mut g5, v0) = Graph::new(4 * c);
+    let v1 = g5.pixel_shuffle(v0, 2).unwrap();
+    let v2 = g5.blur(v0);
+    assert!(g5.add(v1, v2).is_err(), "{c} and {} channels", 4 * c);
 }

@@ -14,7 +14,8 @@
 //! error naming the key, and the output folder is left untouched. `config.json` records the
 //! checkpoint's file name, SHA-256 and kind under `imported_from`.
 //!
-//! Kinds (`Kind`): Zhang et al.'s eccv16 today. siggraph17 and DeOldify's checkpoints are
+//! Kinds (`Kind`): Zhang et al.'s eccv16 and DeOldify's Artistic generator (spectral and weight
+//! norm folded into plain weights here). siggraph17 and DeOldify's Stable/Video checkpoints are
 //! recognised by their keys and refused with a message saying they cannot be imported yet.
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,8 +23,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use colorize_core::io::write_file_atomic;
+use colorize_models::deoldify::DeoldifyConfig;
 use colorize_models::eccv16::Eccv16Config;
 use colorize_models::model_dir::{CONFIG_FILE, WEIGHTS_FILE};
+use colorize_models::model_io::{IMAGENET_MEAN, IMAGENET_STD};
 use colorize_models::weights::{TensorData, to_safetensors_bytes};
 use colorize_models::{
     InputKind, Isa, ModelConfig, ModelError, ModelIo, NetworkConfig, OutputKind, SizeRule, Weights,
@@ -37,16 +40,19 @@ use sha2::{Digest, Sha256};
 pub enum Kind {
     /// Zhang, Isola & Efros 2016 (arXiv:1603.08511), `colorization_release_v2` (eccv16).
     Eccv16,
+    /// DeOldify's Artistic generator (`ColorizeArtistic_gen.pth`: ResNet-34, `DynamicUnetDeep`).
+    DeoldifyArtistic,
 }
 
 impl Kind {
     /// Every kind, in the order detection reports them.
-    pub const ALL: [Kind; 1] = [Kind::Eccv16];
+    pub const ALL: [Kind; 2] = [Kind::Eccv16, Kind::DeoldifyArtistic];
 
     /// The name used by `--kind` and in `config.json`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Eccv16 => "eccv16",
+            Self::DeoldifyArtistic => "deoldify-artistic",
         }
     }
 
@@ -237,11 +243,18 @@ pub fn detect(checkpoint: &Checkpoint) -> Result<Kind, ImportError> {
         }
         _ => {}
     }
-    if t.keys().any(|k| k.starts_with("layers.0.")) {
+    // DeOldify: fastai's `layers.N` children; Deep decoders have `conv1`/`conv2` per block, Wide
+    // ones a single `conv` (deoldify.md §4.3-4.4).
+    if t.contains_key("layers.0.0.weight") {
+        if t.contains_key("layers.4.conv1.0.weight_orig")
+            || t.contains_key("layers.4.conv1.0.weight")
+        {
+            return Ok(Kind::DeoldifyArtistic);
+        }
         return Err(ImportError::Unsupported {
             path,
-            what: "a DeOldify generator",
-            key: "layers.0.*".into(),
+            what: "DeOldify's Stable or Video generator (ResNet-101, wide decoder)",
+            key: "layers.4.conv.0.*".into(),
         });
     }
     // eccv16: the blocks model1..model8 and model_out.
@@ -325,7 +338,114 @@ pub fn model_config(
             saturation: 1.0,
             description: "Zhang, Isola & Efros 2016 (ECCV), colorization_release_v2 (eccv16), imported from PyTorch".into(),
         }),
+        Kind::DeoldifyArtistic => {
+            let mut depths = [0; 4];
+            for (i, d) in depths.iter_mut().enumerate() {
+                let stage = format!("layers.0.{}.", 4 + i);
+                let blocks = tensors
+                    .keys()
+                    .filter_map(|k| k.strip_prefix(&stage))
+                    .filter_map(|rest| rest.split('.').next()?.parse::<usize>().ok())
+                    .max();
+                *d = blocks.map_or(0, |b| b + 1);
+            }
+            Ok(ModelConfig {
+                network: NetworkConfig::Deoldify(DeoldifyConfig {
+                    depths,
+                    ..DeoldifyConfig::artistic()
+                }),
+                // deoldify.md §2: gray RGB in and RGB out, both with ImageNet statistics; a
+                // square of render_factor · 16 (default 35 · 16 = 560).
+                io: ModelIo {
+                    input: InputKind::GrayRgb {
+                        mean: IMAGENET_MEAN,
+                        std: IMAGENET_STD,
+                    },
+                    output: OutputKind::Rgb {
+                        mean: IMAGENET_MEAN,
+                        std: IMAGENET_STD,
+                    },
+                    size: SizeRule::Square { multiple: 16 },
+                },
+                render_size: 560,
+                saturation: 1.0,
+                description: "DeOldify Artistic (Jason Antic; ResNet-34 U-Net, self-attention), imported from PyTorch".into(),
+            })
+        }
     }
+}
+
+/// Folds spectral norm (`weight_orig`, `weight_u`, `weight_v` → `weight = weight_orig / σ`,
+/// `σ = u · (W v)`, eval form: no power iteration) and weight norm (`weight_g`, `weight_v` →
+/// `weight = g · v / ‖v‖` per output channel) into plain `weight` tensors, and gives the 3-D
+/// weights of 1-D convolutions (`[out, in, 1]`, DeOldify's self-attention) a 1x1 kernel
+/// (deoldify.md §5). Other tensors are copied.
+///
+/// # Errors
+/// [`ImportError::Model`] naming the key when a re-parameterisation is incomplete (a
+/// `weight_orig` without `weight_u`, or without `weight_v` and without the plain `weight` an
+/// older PyTorch stored) or its shapes do not agree.
+pub fn fold_reparameterisations(
+    path: &Path,
+    tensors: &BTreeMap<String, TensorData>,
+) -> Result<BTreeMap<String, TensorData>, ImportError> {
+    let missing = |key: String| ModelError::MissingWeight {
+        path: path.to_path_buf(),
+        key,
+    };
+    let engine = |e: colorize_engine::EngineError| ImportError::Model(ModelError::Engine(e));
+    let mut out = BTreeMap::new();
+    for (key, t) in tensors {
+        let (prefix, suffix) = key.rsplit_once('.').unwrap_or(("", key));
+        let get = |name: &str| {
+            let k = format!("{prefix}.{name}");
+            tensors.get(&k).ok_or_else(|| missing(k))
+        };
+        match suffix {
+            "weight_orig" => {
+                let u = get("weight_u")?;
+                let weight = match get("weight_v") {
+                    Ok(v) => {
+                        colorize_engine::fold::spectral_norm_weight(
+                            key, &t.values, &u.values, &v.values,
+                        )
+                        .map_err(engine)?
+                        .0
+                    }
+                    // PyTorch 1.0 stored the normalised weight beside weight_orig and no v.
+                    Err(_) => get("weight")?.values.clone(),
+                };
+                out.insert(
+                    format!("{prefix}.weight"),
+                    kernel_2d(t.shape.clone(), weight),
+                );
+            }
+            "weight_g" => {
+                let v = get("weight_v")?;
+                let weight = colorize_engine::fold::weight_norm_weight(key, &t.values, &v.values)
+                    .map_err(engine)?;
+                out.insert(
+                    format!("{prefix}.weight"),
+                    kernel_2d(v.shape.clone(), weight),
+                );
+            }
+            "weight_u" | "weight_v" => {}
+            "weight" if tensors.contains_key(&format!("{prefix}.weight_orig")) => {}
+            _ => {
+                out.insert(key.clone(), t.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A convolution weight with `shape`, a 1-D one (`[out, in, k]`) given a `[out, in, 1, k]` form.
+fn kernel_2d(shape: Vec<usize>, values: Vec<f32>) -> TensorData {
+    let shape = match shape[..] {
+        [o, i, k] => vec![o, i, 1, k],
+        _ => shape,
+    };
+    TensorData { shape, values }
 }
 
 /// What an import did.
@@ -376,9 +496,12 @@ pub fn import_tensors(
     out: &Path,
     overwrite: bool,
 ) -> Result<ImportReport, ImportError> {
-    let config = model_config(kind, &checkpoint.path, &checkpoint.tensors)?;
-    let map: HashMap<String, TensorData> = checkpoint
-        .tensors
+    let tensors = match kind {
+        Kind::Eccv16 => checkpoint.tensors.clone(),
+        Kind::DeoldifyArtistic => fold_reparameterisations(&checkpoint.path, &checkpoint.tensors)?,
+    };
+    let config = model_config(kind, &checkpoint.path, &tensors)?;
+    let map: HashMap<String, TensorData> = tensors
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
@@ -394,7 +517,7 @@ pub fn import_tensors(
             }
         }
     }
-    let weights = to_safetensors_bytes(&checkpoint.tensors, None)?;
+    let weights = to_safetensors_bytes(&tensors, None)?;
     let mut json = serde_json::to_value(&config).expect("a config serialises");
     json["imported_from"] = serde_json::json!({
         "file": checkpoint.path.file_name().map(|n| n.to_string_lossy().into_owned()),
@@ -417,8 +540,8 @@ pub fn import_tensors(
     write(CONFIG_FILE, &json)?;
     Ok(ImportReport {
         kind,
-        tensors: checkpoint.tensors.len(),
-        parameters: checkpoint.tensors.values().map(|t| t.values.len()).sum(),
+        tensors: tensors.len(),
+        parameters: tensors.values().map(|t| t.values.len()).sum(),
         sha256: checkpoint.sha256.clone(),
         out: out.to_path_buf(),
     })

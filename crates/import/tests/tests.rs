@@ -182,3 +182,88 @@ fn other_networks_are_recognised_and_refused_by_key() {
         "{e}"
     );
 }
+
+fn deoldify(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/tests/fixtures/deoldify")
+        .join(name)
+}
+
+/// NCHW → NHWC.
+fn nhwc(x: &[f32], b: usize, c: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for n in 0..b {
+        for k in 0..c {
+            for p in 0..h * w {
+                out[(n * h * w + p) * c + k] = x[(n * c + k) * h * w + p];
+            }
+        }
+    }
+    out
+}
+
+/// DeOldify's Artistic generator (reduced widths, random weights, spectral and weight norm as
+/// the published file stores them) imported from `torch.save`'s file and run on the engine,
+/// against the PyTorch reference (scripts/reference/deoldify.py) at 64x64 (batch 2) and 80x80
+/// (80/16 is odd: the decoder's nearest resize to the skip's size).
+#[test]
+fn deoldify_artistic_imports_folds_and_matches_pytorch() {
+    let checkpoint = read_checkpoint(&deoldify("checkpoint.pth")).unwrap();
+    assert_eq!(detect(&checkpoint).unwrap(), Kind::DeoldifyArtistic);
+    assert!(
+        checkpoint
+            .tensors
+            .keys()
+            .any(|k| k.ends_with("weight_orig"))
+    );
+    // Folding against the reference script's own folding.
+    let folded =
+        colorize_import::fold_reparameterisations(&checkpoint.path, &checkpoint.tensors).unwrap();
+    let want = Weights::open(&deoldify("folded.safetensors")).unwrap();
+    let want = want.tensors();
+    assert_eq!(folded.len(), want.len());
+    for (key, t) in &folded {
+        let w = want
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("{key} not in the reference"));
+        let scale = w.values.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let worst = t
+            .values
+            .iter()
+            .zip(&w.values)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst / scale < 1e-5,
+            "{key}: relative error {}",
+            worst / scale
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("artistic");
+    let report = import(&deoldify("checkpoint.pth"), None, &dir, false).unwrap();
+    assert_eq!(report.kind, Kind::DeoldifyArtistic);
+    let c = Colorizer::load(&dir, &Device::flex()).unwrap();
+    assert_eq!(c.network_size(1000, 300), (560, 560));
+    let graph = c.graph().unwrap();
+    let r = Weights::open(&deoldify("reference.safetensors")).unwrap();
+    for (input, output, b, s) in [
+        ("input", "output", 2, 64),
+        ("input_odd", "output_odd", 1, 80),
+    ] {
+        let x = r.tensor(input, &[b, 3, s, s]).unwrap();
+        let want = nhwc(r.tensor(output, &[b, 3, s, s]).unwrap(), b, 3, s, s);
+        let got = graph.run(&nhwc(x, b, 3, s, s), b, s, s).unwrap();
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst / scale < 1e-4,
+            "{input}: relative error {}",
+            worst / scale
+        );
+    }
+}

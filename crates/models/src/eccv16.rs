@@ -88,7 +88,7 @@ pub fn graph(config: &Eccv16Config, w: &Weights, isa: Isa) -> Result<Graph, Mode
             cin = cout;
         }
         let (scale, shift) = batch_norm_affine(&block.pp(2 * convs), cout)?;
-        x = g.affine(x, scale, shift)?;
+        x = g.affine(x, scale, shift, Activation::None)?;
     }
     let block = w.pp("model8");
     let d = config.decoder_width;

@@ -3,6 +3,7 @@
 //!
 //! - [`unet_resnet`]: the U-Net generator over a ResNet encoder (ResNet-34 and light presets).
 //! - [`eccv16`]: Zhang et al. 2016's classification network over 313 ab bins (engine graph only).
+//! - [`deoldify`]: DeOldify's Artistic generator (engine graph only).
 //! - [`blocks`]: parts shared by networks (ResNet basic blocks).
 //! - [`model_dir`]: `config.json` + `model.safetensors` directories, loading with weight checks.
 //! - [`model_io`]: the I/O contract in `config.json` (what a network takes and returns, its size
@@ -19,6 +20,7 @@
 
 pub mod blocks;
 pub mod colorizer;
+pub mod deoldify;
 pub mod eccv16;
 pub mod error;
 pub mod eval;

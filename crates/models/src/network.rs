@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use colorize_engine::{Graph, Isa};
 
+use crate::deoldify::DeoldifyConfig;
 use crate::eccv16::Eccv16Config;
 use crate::error::ModelError;
 use crate::unet_resnet::{UnetResnet, UnetResnetConfig};
@@ -20,6 +21,8 @@ pub enum NetworkConfig {
     UnetResnet(UnetResnetConfig),
     /// Zhang et al. 2016's eccv16 ([`crate::eccv16`]): inference only (no burn module).
     Eccv16(Eccv16Config),
+    /// DeOldify's generator ([`crate::deoldify`]): inference only (no burn module).
+    Deoldify(DeoldifyConfig),
 }
 
 impl NetworkConfig {
@@ -30,7 +33,9 @@ impl NetworkConfig {
     pub fn init(&self, device: &Device) -> Result<Network, ModelError> {
         match self {
             Self::UnetResnet(c) => Ok(Network::UnetResnet(c.init(device))),
-            Self::Eccv16(_) => Err(ModelError::InferenceOnly { arch: self.arch() }),
+            Self::Eccv16(_) | Self::Deoldify(_) => {
+                Err(ModelError::InferenceOnly { arch: self.arch() })
+            }
         }
     }
 
@@ -45,6 +50,7 @@ impl NetworkConfig {
         match self {
             Self::UnetResnet(c) => crate::unet_resnet::graph(c, weights, isa),
             Self::Eccv16(c) => crate::eccv16::graph(c, weights, isa),
+            Self::Deoldify(c) => crate::deoldify::graph(c, weights, isa),
         }
     }
 
@@ -53,6 +59,7 @@ impl NetworkConfig {
         match self {
             Self::UnetResnet(c) => (c.in_channels, c.out_channels),
             Self::Eccv16(_) => (1, 2),
+            Self::Deoldify(_) => (3, 3),
         }
     }
 
@@ -61,6 +68,7 @@ impl NetworkConfig {
         match self {
             Self::UnetResnet(_) => "unet_resnet",
             Self::Eccv16(_) => "eccv16",
+            Self::Deoldify(_) => "deoldify",
         }
     }
 }

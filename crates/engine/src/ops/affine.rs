@@ -1,14 +1,16 @@
-//! A per-channel affine map over NHWC views: `y[p, c] = x[p, c] · scale[c] + shift[c]`.
+//! A per-channel affine map over NHWC views, `y[p, c] = act(x[p, c] · scale[c] + shift[c])`.
 //!
 //! Batch norm in inference form is such a map. Where it follows a convolution it is folded into
 //! the convolution's weights ([`crate::fold`]); where it follows a ReLU and precedes a padded
-//! convolution (Zhang et al. 2016's eccv16 ends every block with ReLU then BN), folding it into the
-//! next convolution would be wrong at the borders (the padding would hold `shift`, not 0), so it
-//! runs as this op.
+//! convolution (Zhang et al. 2016's eccv16 ends every block with ReLU then BN; DeOldify's decoder
+//! convolutions are conv → ReLU → BN), folding it into the next convolution would be wrong at the
+//! borders (the padding would hold `shift`, not 0), so it runs as this op. A following ReLU (a
+//! free-standing BN + ReLU, as DeOldify's after its encoder) or sigmoid runs in the same pass.
 
 use rayon::prelude::*;
 
 use super::{Io, Node, ShapeError};
+use crate::conv::{Activation, sigmoid_fast, tanh_fast};
 use crate::graph::Value;
 
 /// The affine op of a graph.
@@ -19,6 +21,8 @@ pub(crate) struct Affine {
     pub scale: Vec<f32>,
     /// One offset per channel.
     pub shift: Vec<f32>,
+    /// Applied after the map.
+    pub activation: Activation,
 }
 
 impl Node for Affine {
@@ -52,6 +56,12 @@ impl Node for Affine {
             };
             for (((y, x), s), t) in to.iter_mut().zip(from).zip(&self.scale).zip(&self.shift) {
                 *y = x * s + t;
+            }
+            match self.activation {
+                Activation::None => {}
+                Activation::Relu => to.iter_mut().for_each(|y| *y = y.max(0.0)),
+                Activation::Tanh => to.iter_mut().for_each(|y| *y = tanh_fast(*y)),
+                Activation::Sigmoid => to.iter_mut().for_each(|y| *y = sigmoid_fast(*y)),
             }
         });
     }

@@ -13,6 +13,8 @@
 //! - `resize.rs`: nearest and bilinear resizing to another value's size or by a factor.
 //! - `affine.rs`: a per-channel affine map (batch norm that cannot fold into a convolution).
 //! - `softmax.rs`: softmax over the channels of each pixel.
+//! - `add.rs`: element-wise sum of two values.
+//! - `blur.rs`: fastai's anti-checkerboard blur (replication pad + 2x2 average, stride 1).
 //! - `pixel_shuffle.rs`: sub-pixel upsampling.
 //! - `attention.rs`: SAGAN self-attention (kernels in [`crate::attention`]).
 //! - `copy.rs`: the graph input, and copies of it into a concatenation.
@@ -26,8 +28,10 @@ use std::fmt;
 use crate::conv::{Dst, PackedConv, Src};
 use crate::graph::Value;
 
+pub(crate) mod add;
 pub(crate) mod affine;
 pub(crate) mod attention;
+pub(crate) mod blur;
 pub(crate) mod concat;
 pub(crate) mod conv;
 pub(crate) mod copy;

@@ -114,7 +114,8 @@ pub fn forward_stage(blocks: &[BasicBlock], mut x: Tensor<4>) -> Tensor<4> {
 /// One basic block as two fused engine convolutions,
 /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`, from the weights under `w`
 /// (`conv1.weight`, `bn1.*`, `conv2.weight`, `bn2.*`, and `downsample.conv.weight`,
-/// `downsample.bn.*` when the block changes width or resolution).
+/// `downsample.bn.*` — or torchvision's `downsample.0.weight`, `downsample.1.*` — when the block
+/// changes width or resolution).
 ///
 /// # Errors
 /// As [`crate::layers::conv`]: a missing or mis-shaped tensor, named by key.
@@ -131,11 +132,18 @@ pub fn basic_block_graph(
     w.tensor("conv1.weight", &[out_channels, in_channels, 3, 3])?;
     w.tensor("conv2.weight", &[out_channels, out_channels, 3, 3])?;
     let identity = if stride != 1 || in_channels != out_channels {
-        w.tensor("downsample.conv.weight", &[out_channels, in_channels, 1, 1])?;
+        // Ours: `downsample.conv` / `downsample.bn`; torchvision's: `downsample.0` / `.1`.
         let d = w.pp("downsample");
+        let (c, b) = if d.contains("conv.weight") {
+            ("conv", "bn")
+        } else {
+            ("0", "1")
+        };
+        d.pp(c)
+            .tensor("weight", &[out_channels, in_channels, 1, 1])?;
         let c = conv(
-            &d.pp("conv"),
-            Some(&d.pp("bn")),
+            &d.pp(c),
+            Some(&d.pp(b)),
             ConvGeometry::new(stride, 0),
             Activation::None,
             isa,
