@@ -275,7 +275,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if args.profile && !args.json {
         let (w, h) = sizes[0];
-        let l = vec![0.0f32; w * h];
+        let l = vec![0.0f32; w * h * graph.input_channels()];
         graph.run(&l, 1, h, w)?; // warm-up: plan and arena
         let mut runs = Vec::new();
         for _ in 0..iterations {
