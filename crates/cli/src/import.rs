@@ -14,6 +14,10 @@ pub enum KindArg {
     Eccv16,
     /// DeOldify's Artistic generator, `ColorizeArtistic_gen.pth`.
     DeoldifyArtistic,
+    /// DeOldify's Stable generator, `ColorizeStable_gen.pth`.
+    DeoldifyStable,
+    /// DeOldify's Video generator, `ColorizeVideo_gen.pth` (Stable's layout; render factor 21).
+    DeoldifyVideo,
 }
 
 impl From<KindArg> for Kind {
@@ -21,6 +25,8 @@ impl From<KindArg> for Kind {
         match k {
             KindArg::Eccv16 => Kind::Eccv16,
             KindArg::DeoldifyArtistic => Kind::DeoldifyArtistic,
+            KindArg::DeoldifyStable => Kind::DeoldifyStable,
+            KindArg::DeoldifyVideo => Kind::DeoldifyVideo,
         }
     }
 }

@@ -14,8 +14,8 @@
 //! error naming the key, and the output folder is left untouched. `config.json` records the
 //! checkpoint's file name, SHA-256 and kind under `imported_from`.
 //!
-//! Kinds (`Kind`): Zhang et al.'s eccv16 and DeOldify's Artistic generator (spectral and weight
-//! norm folded into plain weights here). siggraph17 and DeOldify's Stable/Video checkpoints are
+//! Kinds (`Kind`): Zhang et al.'s eccv16 and DeOldify's Artistic, Stable and Video generators
+//! (spectral and weight norm folded into plain weights here). siggraph17 checkpoints are
 //! recognised by their keys and refused with a message saying they cannot be imported yet.
 
 use std::collections::{BTreeMap, HashMap};
@@ -42,17 +42,30 @@ pub enum Kind {
     Eccv16,
     /// DeOldify's Artistic generator (`ColorizeArtistic_gen.pth`: ResNet-34, `DynamicUnetDeep`).
     DeoldifyArtistic,
+    /// DeOldify's Stable generator (`ColorizeStable_gen.pth`: ResNet-101, `DynamicUnetWide`).
+    DeoldifyStable,
+    /// DeOldify's Video generator (`ColorizeVideo_gen.pth`): Stable's architecture with other
+    /// weights, run at render factor 21 (336 pixels). Its keys cannot tell it from Stable, so it
+    /// is chosen with `--kind`.
+    DeoldifyVideo,
 }
 
 impl Kind {
     /// Every kind, in the order detection reports them.
-    pub const ALL: [Kind; 2] = [Kind::Eccv16, Kind::DeoldifyArtistic];
+    pub const ALL: [Kind; 4] = [
+        Kind::Eccv16,
+        Kind::DeoldifyArtistic,
+        Kind::DeoldifyStable,
+        Kind::DeoldifyVideo,
+    ];
 
     /// The name used by `--kind` and in `config.json`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Eccv16 => "eccv16",
             Self::DeoldifyArtistic => "deoldify-artistic",
+            Self::DeoldifyStable => "deoldify-stable",
+            Self::DeoldifyVideo => "deoldify-video",
         }
     }
 
@@ -251,10 +264,16 @@ pub fn detect(checkpoint: &Checkpoint) -> Result<Kind, ImportError> {
         {
             return Ok(Kind::DeoldifyArtistic);
         }
-        return Err(ImportError::Unsupported {
+        if t.contains_key("layers.4.conv.0.weight_orig") || t.contains_key("layers.4.conv.0.weight")
+        {
+            return Ok(Kind::DeoldifyStable);
+        }
+        return Err(ImportError::UnknownKind {
             path,
-            what: "DeOldify's Stable or Video generator (ResNet-101, wide decoder)",
-            key: "layers.4.conv.0.*".into(),
+            reason:
+                "closest: DeOldify (layers.0.0.weight), but neither layers.4.conv1.0 (Artistic) \
+                     nor layers.4.conv.0 (Stable, Video) decided"
+                    .into(),
         });
     }
     // eccv16: the blocks model1..model8 and model_out.
@@ -338,7 +357,7 @@ pub fn model_config(
             saturation: 1.0,
             description: "Zhang, Isola & Efros 2016 (ECCV), colorization_release_v2 (eccv16), imported from PyTorch".into(),
         }),
-        Kind::DeoldifyArtistic => {
+        Kind::DeoldifyArtistic | Kind::DeoldifyStable | Kind::DeoldifyVideo => {
             let mut depths = [0; 4];
             for (i, d) in depths.iter_mut().enumerate() {
                 let stage = format!("layers.0.{}.", 4 + i);
@@ -349,11 +368,25 @@ pub fn model_config(
                     .max();
                 *d = blocks.map_or(0, |b| b + 1);
             }
+            let (base, render_size, description) = match kind {
+                Kind::DeoldifyArtistic => (
+                    DeoldifyConfig::artistic(),
+                    560,
+                    "DeOldify Artistic (Jason Antic; ResNet-34 U-Net, self-attention), imported from PyTorch",
+                ),
+                Kind::DeoldifyStable => (
+                    DeoldifyConfig::stable(),
+                    560,
+                    "DeOldify Stable (Jason Antic; ResNet-101 U-Net, self-attention), imported from PyTorch",
+                ),
+                _ => (
+                    DeoldifyConfig::stable(),
+                    336,
+                    "DeOldify Video (Jason Antic; ResNet-101 U-Net, self-attention; render factor 21), imported from PyTorch",
+                ),
+            };
             Ok(ModelConfig {
-                network: NetworkConfig::Deoldify(DeoldifyConfig {
-                    depths,
-                    ..DeoldifyConfig::artistic()
-                }),
+                network: NetworkConfig::Deoldify(DeoldifyConfig { depths, ..base }),
                 // deoldify.md §2: gray RGB in and RGB out, both with ImageNet statistics; a
                 // square of render_factor · 16 (default 35 · 16 = 560).
                 io: ModelIo {
@@ -367,9 +400,9 @@ pub fn model_config(
                     },
                     size: SizeRule::Square { multiple: 16 },
                 },
-                render_size: 560,
+                render_size,
                 saturation: 1.0,
-                description: "DeOldify Artistic (Jason Antic; ResNet-34 U-Net, self-attention), imported from PyTorch".into(),
+                description: description.into(),
             })
         }
     }
@@ -498,7 +531,9 @@ pub fn import_tensors(
 ) -> Result<ImportReport, ImportError> {
     let tensors = match kind {
         Kind::Eccv16 => checkpoint.tensors.clone(),
-        Kind::DeoldifyArtistic => fold_reparameterisations(&checkpoint.path, &checkpoint.tensors)?,
+        Kind::DeoldifyArtistic | Kind::DeoldifyStable | Kind::DeoldifyVideo => {
+            fold_reparameterisations(&checkpoint.path, &checkpoint.tensors)?
+        }
     };
     let config = model_config(kind, &checkpoint.path, &tensors)?;
     let map: HashMap<String, TensorData> = tensors

@@ -183,9 +183,10 @@ fn other_networks_are_recognised_and_refused_by_key() {
     );
 }
 
-fn deoldify(name: &str) -> PathBuf {
+fn deoldify_fixture(folder: &str, name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/tests/fixtures/deoldify")
+        .join("../models/tests/fixtures")
+        .join(folder)
         .join(name)
 }
 
@@ -208,8 +209,19 @@ fn nhwc(x: &[f32], b: usize, c: usize, h: usize, w: usize) -> Vec<f32> {
 /// (80/16 is odd: the decoder's nearest resize to the skip's size).
 #[test]
 fn deoldify_artistic_imports_folds_and_matches_pytorch() {
+    check_deoldify("deoldify", Kind::DeoldifyArtistic);
+}
+
+/// The Wide decoder over ResNet-101 bottleneck blocks (DeOldify Stable and Video), reduced.
+#[test]
+fn deoldify_stable_imports_folds_and_matches_pytorch() {
+    check_deoldify("deoldify-wide", Kind::DeoldifyStable);
+}
+
+fn check_deoldify(folder: &str, kind: Kind) {
+    let deoldify = |name: &str| deoldify_fixture(folder, name);
     let checkpoint = read_checkpoint(&deoldify("checkpoint.pth")).unwrap();
-    assert_eq!(detect(&checkpoint).unwrap(), Kind::DeoldifyArtistic);
+    assert_eq!(detect(&checkpoint).unwrap(), kind);
     assert!(
         checkpoint
             .tensors
@@ -242,7 +254,7 @@ fn deoldify_artistic_imports_folds_and_matches_pytorch() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("artistic");
     let report = import(&deoldify("checkpoint.pth"), None, &dir, false).unwrap();
-    assert_eq!(report.kind, Kind::DeoldifyArtistic);
+    assert_eq!(report.kind, kind);
     let c = Colorizer::load(&dir, &Device::flex()).unwrap();
     assert_eq!(c.network_size(1000, 300), (560, 560));
     let graph = c.graph().unwrap();

@@ -1,13 +1,15 @@
-//! DeOldify's "Artistic" generator (Jason Antic, github.com/jantic/DeOldify, commit 5f86c28,
-//! `deoldify/unet.py` `DynamicUnetDeep` over fastai v1's layers), as an engine graph built from
-//! its named weights. Written from `../shared/reference/deoldify.md` §3-5.
+//! DeOldify's generators (Jason Antic, github.com/jantic/DeOldify, commit 5f86c28,
+//! `deoldify/unet.py`: `DynamicUnetDeep` for "Artistic", `DynamicUnetWide` for "Stable" and
+//! "Video", over fastai v1's layers), as engine graphs built from their named weights. Written
+//! from `../shared/reference/deoldify.md` §3-5.
 //!
-//! A U-Net (Ronneberger et al. 2015, arXiv:1505.04597) over a torchvision ResNet-34 encoder:
+//! A U-Net (Ronneberger et al. 2015, arXiv:1505.04597) over a torchvision ResNet-34 (Artistic) or
+//! ResNet-101 (Stable, Video; bottleneck blocks) encoder:
 //! after the encoder a free-standing batch norm and ReLU (`layers.1`, `layers.2`) and two 3x3
 //! "middle" convolutions (`layers.3`); four decoder blocks (`layers.4`-`layers.7`) each enlarge x2
 //! with a 1x1 convolution + pixel shuffle (Shi et al. 2016, arXiv:1609.05158) + blur (Sugawara et
 //! al. 2019, arXiv:1806.02658), join the encoder's skip (batch-normed, ReLU'd) and mix with two
-//! 3x3 convolutions, the second block ending in SAGAN self-attention (Zhang et al. 2018,
+//! 3x3 convolutions (Deep) or one (Wide), the second block ending in SAGAN self-attention (Zhang et al. 2018,
 //! arXiv:1805.08318); a last pixel shuffle to full size (`layers.8`), the network input
 //! concatenated back (`layers.9`), a residual block (`layers.10`), a 1x1 convolution to RGB and
 //! `sigmoid · 6 − 3` (`layers.11`, `layers.12`).
@@ -24,7 +26,7 @@
 use colorize_engine::{Activation, Graph, Isa, ResizeMode, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::blocks::resnet::stage_graph;
+use crate::blocks::resnet::{bottleneck_graph, stage_graph};
 use crate::error::ModelError;
 use crate::layers::{ConvGeometry, batch_norm_affine, conv};
 use crate::weights::Weights;
@@ -35,6 +37,8 @@ use crate::weights::Weights;
 pub enum DeoldifyDecoder {
     /// `DynamicUnetDeep` (Artistic): two 3x3 convolutions per block, ResNet-34 encoder.
     Deep,
+    /// `DynamicUnetWide` (Stable, Video): one 3x3 convolution per block, ResNet-101 encoder.
+    Wide,
 }
 
 /// A DeOldify generator; `config.json`'s `network` with `"arch": "deoldify"`. Channel counts are
@@ -43,7 +47,8 @@ pub enum DeoldifyDecoder {
 pub struct DeoldifyConfig {
     /// The decoder.
     pub decoder: DeoldifyDecoder,
-    /// Basic blocks per encoder stage (ResNet-34: `[3, 4, 6, 3]`).
+    /// Blocks per encoder stage (ResNet-34: `[3, 4, 6, 3]`; ResNet-101: `[3, 4, 23, 3]`). The
+    /// block type is read from the weights: bottleneck blocks have a `conv3`.
     pub depths: [usize; 4],
 }
 
@@ -53,6 +58,15 @@ impl DeoldifyConfig {
         Self {
             decoder: DeoldifyDecoder::Deep,
             depths: [3, 4, 6, 3],
+        }
+    }
+
+    /// The published Stable and Video generators (`ColorizeStable_gen.pth`,
+    /// `ColorizeVideo_gen.pth`: one architecture, two sets of weights).
+    pub fn stable() -> Self {
+        Self {
+            decoder: DeoldifyDecoder::Wide,
+            depths: [3, 4, 23, 3],
         }
     }
 }
@@ -109,15 +123,14 @@ fn shuffle_up(
     Ok(g.blur(y))
 }
 
-/// The Artistic generator as an engine graph from its folded, named weights (`layers.0.0.weight`
-/// … `layers.11.0.bias`).
+/// A DeOldify generator (Artistic: Deep over ResNet-34; Stable and Video: Wide over ResNet-101)
+/// as an engine graph from its folded, named weights (`layers.0.0.weight` … `layers.11.0.bias`).
 ///
 /// # Errors
 /// [`ModelError::MissingWeight`], [`ModelError::WeightShape`] or [`ModelError::UnexpectedWeight`]
 /// when the weights do not fit (every tensor must be used); [`ModelError::Engine`] if `isa` is
 /// not available or a channel count does not fit the next layer.
 pub fn graph(config: &DeoldifyConfig, w: &Weights, isa: Isa) -> Result<Graph, ModelError> {
-    let DeoldifyDecoder::Deep = config.decoder;
     let enc = w.pp("layers").pp(0);
     let (mut g, x0) = Graph::new(3);
     // Encoder: torchvision ResNet-34 (deoldify.md §4.1).
@@ -131,15 +144,28 @@ pub fn graph(config: &DeoldifyConfig, w: &Weights, isa: Isa) -> Result<Graph, Mo
     let stem_width = out_channels(&enc.pp(0))?;
     let e0 = g.conv(x0, stem, None)?;
     let mut x = g.max_pool(e0, [3, 3], [2, 2], [1; 4]);
-    let mut skips = vec![e0];
+    let mut skips = vec![(e0, stem_width)];
     let mut cin = stem_width;
     for (i, &depth) in config.depths.iter().enumerate() {
         let stage = enc.pp(4 + i);
-        let width = out_channels(&stage.pp(0).pp("conv1"))?;
         let stride = if i == 0 { 1 } else { 2 };
-        x = stage_graph(&mut g, x, &stage, cin, width, depth, stride, isa)?;
-        cin = width;
-        skips.push(x);
+        if stage.pp(0).contains("conv3.weight") {
+            // ResNet-101: bottleneck blocks, the first with a projection shortcut.
+            for b in 0..depth {
+                (x, cin) = bottleneck_graph(
+                    &mut g,
+                    x,
+                    &stage.pp(b),
+                    if b == 0 { stride } else { 1 },
+                    isa,
+                )?;
+            }
+        } else {
+            let width = out_channels(&stage.pp(0).pp("conv1"))?;
+            x = stage_graph(&mut g, x, &stage, cin, width, depth, stride, isa)?;
+            cin = width;
+        }
+        skips.push((x, cin));
     }
     skips.pop(); // layer4's output is the decoder's input, not a skip
     let layers = w.pp("layers");
@@ -150,21 +176,26 @@ pub fn graph(config: &DeoldifyConfig, w: &Weights, isa: Isa) -> Result<Graph, Mo
     // Decoder blocks 0-3 join layer3, layer2, layer1 and the stem (deoldify.md §4.2).
     for block in 4..8 {
         let b = layers.pp(block);
-        let skip = skips.pop().expect("four skips");
+        let (skip, skip_channels) = skips.pop().expect("four skips");
         let shuf = b.pp("shuf").pp("conv");
         let up = shuffle_up(&mut g, h, &shuf.pp(0), Some(&shuf.pp(1)), isa)?;
         let up = g.resize_like(up, skip, ResizeMode::Nearest);
-        let skip_channels = match skips.len() {
-            0 => stem_width,
-            _ => out_channels(&enc.pp(4 + skips.len() - 1).pp(0).pp("conv1"))?,
-        };
         let (scale, shift) = batch_norm_affine(&b.pp("bn"), skip_channels)?;
         // ReLU(cat(up, bn(skip))): `up` is already >= 0 (a blur of ReLU outputs).
         let s = g.affine(skip, scale, shift, Activation::Relu)?;
         let cat = g.concat(&[up, s])?;
-        h = custom_conv(&mut g, cat, &b.pp("conv1"), 1, isa)?;
-        h = custom_conv(&mut g, h, &b.pp("conv2"), 1, isa)?;
-        let sa = b.pp("conv2").pp(3);
+        let last = match config.decoder {
+            DeoldifyDecoder::Deep => {
+                let a = custom_conv(&mut g, cat, &b.pp("conv1"), 1, isa)?;
+                h = custom_conv(&mut g, a, &b.pp("conv2"), 1, isa)?;
+                "conv2"
+            }
+            DeoldifyDecoder::Wide => {
+                h = custom_conv(&mut g, cat, &b.pp("conv"), 1, isa)?;
+                "conv"
+            }
+        };
+        let sa = b.pp(last).pp(3);
         if sa.contains("gamma") {
             let gamma = sa.tensor("gamma", &[1])?[0];
             let proj = |name: &str| {

@@ -196,3 +196,59 @@ pub fn stage_graph(
     }
     Ok(x)
 }
+
+/// One bottleneck block (torchvision's `Bottleneck`, ResNet v1.5: the stride on the 3x3) as three
+/// fused engine convolutions, `relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) +
+/// shortcut(x))`, from the weights under `w` (`conv1`-`conv3`, `bn1`-`bn3`, and `downsample.0`,
+/// `downsample.1` on the first block of a stage). Widths are read from the weights.
+///
+/// Returns the output and its channel count.
+///
+/// # Errors
+/// As [`crate::layers::conv`]: a missing or mis-shaped tensor, named by key.
+pub fn bottleneck_graph(
+    g: &mut Graph,
+    x: Value,
+    w: &Weights,
+    stride: usize,
+    isa: Isa,
+) -> Result<(Value, usize), ModelError> {
+    let out = w.get("conv3.weight")?.shape[0];
+    let identity = if w.contains("downsample.0.weight") {
+        let d = w.pp("downsample");
+        let c = conv(
+            &d.pp(0),
+            Some(&d.pp(1)),
+            ConvGeometry::new(stride, 0),
+            Activation::None,
+            isa,
+        )?;
+        g.conv(x, c, None)?
+    } else {
+        x
+    };
+    let c1 = conv(
+        &w.pp("conv1"),
+        Some(&w.pp("bn1")),
+        ConvGeometry::new(1, 0),
+        Activation::Relu,
+        isa,
+    )?;
+    let h = g.conv(x, c1, None)?;
+    let c2 = conv(
+        &w.pp("conv2"),
+        Some(&w.pp("bn2")),
+        ConvGeometry::new(stride, 1),
+        Activation::Relu,
+        isa,
+    )?;
+    let h = g.conv(h, c2, None)?;
+    let c3 = conv(
+        &w.pp("conv3"),
+        Some(&w.pp("bn3")),
+        ConvGeometry::new(1, 0),
+        Activation::Relu,
+        isa,
+    )?;
+    Ok((g.conv(h, c3, Some(identity))?, out))
+}
