@@ -31,7 +31,7 @@ use colorize_models::weights::{TensorData, to_safetensors_bytes};
 use colorize_models::{
     InputKind, Isa, ModelConfig, ModelError, ModelIo, NetworkConfig, OutputKind, SizeRule, Weights,
 };
-use pytorch_reader::{DType, PytorchReader};
+use pytorch_reader::{DType, PickleValue, PytorchReader};
 use sha2::{Digest, Sha256};
 
 /// The published networks `colorize import` knows.
@@ -179,10 +179,20 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ImportError> {
         .map(|b| format!("{b:02x}"))
         .collect();
     drop(bytes);
-    let reader = PytorchReader::new(path).map_err(|e| ImportError::NotACheckpoint {
+    let not_checkpoint = |message: String| ImportError::NotACheckpoint {
         path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    let reader = PytorchReader::new(path).map_err(|e| not_checkpoint(e.to_string()))?;
+    // The reader never runs pickled code, but it keeps calls it does not interpret as opaque
+    // values and goes on; a file that asks for any is refused here.
+    let tree =
+        PytorchReader::read_pickle_data(path, None).map_err(|e| not_checkpoint(e.to_string()))?;
+    if let Some(name) = foreign_object(&tree) {
+        return Err(not_checkpoint(format!(
+            "its pickle asks for `{name}`, which a file of weights never does; nothing was run"
+        )));
+    }
     let all = reader.tensors();
     // A wrapper dict shows as a common first path component.
     let prefix = ["model.", "state_dict."]
@@ -232,6 +242,24 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ImportError> {
         sha256,
         tensors,
     })
+}
+
+/// The first value of a checkpoint's pickle that is neither plain data (numbers, strings,
+/// lists, dicts) nor a tensor or storage: a call the reader did not interpret (`os.system`,
+/// a class from the saving program). `None` for a file of weights.
+fn foreign_object(value: &PickleValue) -> Option<&str> {
+    match value {
+        PickleValue::List(items) => items.iter().find_map(foreign_object),
+        PickleValue::Dict(map) => map.values().find_map(foreign_object),
+        PickleValue::Unsupported(name)
+            if name.starts_with("torch.")
+                && (name.ends_with("Tensor") || name.ends_with("Storage")) =>
+        {
+            None
+        }
+        PickleValue::Unsupported(name) => Some(name),
+        _ => None,
+    }
 }
 
 /// The kind of network the tensors belong to, from their keys and shapes.

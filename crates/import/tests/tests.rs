@@ -279,3 +279,23 @@ fn check_deoldify(folder: &str, kind: Kind) {
         );
     }
 }
+
+/// A checkpoint is data, not code: a pickle that asks for `os.system` (as a malicious model file
+/// would) is refused with a clear error, and the command it carries never runs.
+#[test]
+fn a_pickle_that_asks_for_code_is_refused() {
+    let marker = Path::new("/tmp/colorize-pickle-ran");
+    let _ = std::fs::remove_file(marker);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("out");
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/malicious.pth");
+    let e = import(&file, None, &dir, false).unwrap_err();
+    assert!(matches!(e, ImportError::NotACheckpoint { .. }), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("malicious.pth") && text.contains("system"),
+        "{text}"
+    );
+    assert!(!marker.exists(), "the pickle's command ran");
+    assert_nothing_written(&dir);
+}
