@@ -12,6 +12,8 @@ use colorize_import::Kind;
 pub enum KindArg {
     /// Zhang et al. 2016, `colorization_release_v2` (eccv16).
     Eccv16,
+    /// Zhang et al. 2017, siggraph17 (automatic mode: no hints yet).
+    Siggraph17,
     /// DeOldify's Artistic generator, `ColorizeArtistic_gen.pth`.
     DeoldifyArtistic,
     /// DeOldify's Stable generator, `ColorizeStable_gen.pth`.
@@ -24,6 +26,7 @@ impl From<KindArg> for Kind {
     fn from(k: KindArg) -> Self {
         match k {
             KindArg::Eccv16 => Kind::Eccv16,
+            KindArg::Siggraph17 => Kind::Siggraph17,
             KindArg::DeoldifyArtistic => Kind::DeoldifyArtistic,
             KindArg::DeoldifyStable => Kind::DeoldifyStable,
             KindArg::DeoldifyVideo => Kind::DeoldifyVideo,

@@ -14,9 +14,9 @@
 //! error naming the key, and the output folder is left untouched. `config.json` records the
 //! checkpoint's file name, SHA-256 and kind under `imported_from`.
 //!
-//! Kinds (`Kind`): Zhang et al.'s eccv16 and DeOldify's Artistic, Stable and Video generators
-//! (spectral and weight norm folded into plain weights here). siggraph17 checkpoints are
-//! recognised by their keys and refused with a message saying they cannot be imported yet.
+//! Kinds (`Kind`): Zhang et al.'s eccv16 and siggraph17 (automatic mode), and DeOldify's
+//! Artistic, Stable and Video generators (spectral and weight norm folded into plain weights
+//! here).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -27,6 +27,7 @@ use colorize_models::deoldify::DeoldifyConfig;
 use colorize_models::eccv16::Eccv16Config;
 use colorize_models::model_dir::{CONFIG_FILE, WEIGHTS_FILE};
 use colorize_models::model_io::{IMAGENET_MEAN, IMAGENET_STD};
+use colorize_models::siggraph17::Siggraph17Config;
 use colorize_models::weights::{TensorData, to_safetensors_bytes};
 use colorize_models::{
     InputKind, Isa, ModelConfig, ModelError, ModelIo, NetworkConfig, OutputKind, SizeRule, Weights,
@@ -40,6 +41,9 @@ use sha2::{Digest, Sha256};
 pub enum Kind {
     /// Zhang, Isola & Efros 2016 (arXiv:1603.08511), `colorization_release_v2` (eccv16).
     Eccv16,
+    /// Zhang et al. 2017 (arXiv:1705.02999), the user-guided network (siggraph17), run in its
+    /// automatic mode (no hints).
+    Siggraph17,
     /// DeOldify's Artistic generator (`ColorizeArtistic_gen.pth`: ResNet-34, `DynamicUnetDeep`).
     DeoldifyArtistic,
     /// DeOldify's Stable generator (`ColorizeStable_gen.pth`: ResNet-101, `DynamicUnetWide`).
@@ -52,8 +56,9 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order detection reports them.
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Eccv16,
+        Kind::Siggraph17,
         Kind::DeoldifyArtistic,
         Kind::DeoldifyStable,
         Kind::DeoldifyVideo,
@@ -63,6 +68,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Self::Eccv16 => "eccv16",
+            Self::Siggraph17 => "siggraph17",
             Self::DeoldifyArtistic => "deoldify-artistic",
             Self::DeoldifyStable => "deoldify-stable",
             Self::DeoldifyVideo => "deoldify-video",
@@ -275,13 +281,7 @@ pub fn detect(checkpoint: &Checkpoint) -> Result<Kind, ImportError> {
     // siggraph17 shares eccv16's block names; its first convolution takes L, ab hints and a mask.
     match shape("model1.0.weight") {
         Some([_, 1, 3, 3]) => {}
-        Some([_, 4, 3, 3]) => {
-            return Err(ImportError::Unsupported {
-                path,
-                what: "Zhang et al.'s siggraph17",
-                key: "model1.0.weight [_, 4, 3, 3]".into(),
-            });
-        }
+        Some([_, 4, 3, 3]) if t.contains_key("model10up.0.weight") => return Ok(Kind::Siggraph17),
         _ => {}
     }
     // DeOldify: fastai's `layers.N` children; Deep decoders have `conv1`/`conv2` per block, Wide
@@ -384,6 +384,22 @@ pub fn model_config(
             render_size: 256,
             saturation: 1.0,
             description: "Zhang, Isola & Efros 2016 (ECCV), colorization_release_v2 (eccv16), imported from PyTorch".into(),
+        }),
+        Kind::Siggraph17 => Ok(ModelConfig {
+            network: NetworkConfig::Siggraph17(Siggraph17Config::default()),
+            // zhang.md §5: (L − 50)/100, ab hints / 110 and the mask in; ab/110 out (tanh).
+            io: ModelIo {
+                input: InputKind::LightnessWithHints {
+                    offset: 50.0,
+                    scale: 100.0,
+                    ab_scale: 110.0,
+                },
+                output: OutputKind::Ab { scale: 110.0 },
+                size: SizeRule::Square { multiple: 8 },
+            },
+            render_size: 256,
+            saturation: 1.0,
+            description: "Zhang et al. 2017 (SIGGRAPH), siggraph17, automatic mode, imported from PyTorch".into(),
         }),
         Kind::DeoldifyArtistic | Kind::DeoldifyStable | Kind::DeoldifyVideo => {
             let mut depths = [0; 4];
@@ -558,7 +574,7 @@ pub fn import_tensors(
     overwrite: bool,
 ) -> Result<ImportReport, ImportError> {
     let tensors = match kind {
-        Kind::Eccv16 => checkpoint.tensors.clone(),
+        Kind::Eccv16 | Kind::Siggraph17 => checkpoint.tensors.clone(),
         Kind::DeoldifyArtistic | Kind::DeoldifyStable | Kind::DeoldifyVideo => {
             fold_reparameterisations(&checkpoint.path, &checkpoint.tensors)?
         }

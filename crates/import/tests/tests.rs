@@ -163,16 +163,20 @@ fn truncated_and_foreign_files_are_refused_without_writing() {
 #[test]
 fn other_networks_are_recognised_and_refused_by_key() {
     let full = read_checkpoint(&fixture("checkpoint.pth")).unwrap();
-    // siggraph17's first convolution takes 4 channels (L, ab hints, mask).
-    let mut sig = full.clone();
-    let t = sig.tensors.get_mut("model1.0.weight").unwrap();
+    // A DeOldify file whose decoder keys are neither Deep nor Wide.
+    let deo = read_checkpoint(&deoldify_fixture("deoldify", "checkpoint.pth")).unwrap();
+    let mut odd = deo.clone();
+    odd.tensors.retain(|k, _| !k.starts_with("layers.4."));
+    let e = detect(&odd).unwrap_err().to_string();
+    assert!(e.contains("DeOldify") && e.contains("layers.4.conv"), "{e}");
+    // An eccv16 file whose first convolution takes siggraph17's 4 channels but has no
+    // siggraph17 decoder: the shape decides, and the error says so.
+    let mut half = full.clone();
+    let t = half.tensors.get_mut("model1.0.weight").unwrap();
     t.shape[1] = 4;
     t.values = t.values.repeat(4);
-    let e = detect(&sig).unwrap_err();
-    assert!(
-        matches!(e, ImportError::Unsupported { .. }) && e.to_string().contains("siggraph17"),
-        "{e}"
-    );
+    let e = detect(&half).unwrap_err().to_string();
+    assert!(e.contains("model1.0.weight"), "{e}");
     // Keys of no known network: the error says which kind came closest and which key decided.
     let mut other = full.clone();
     other.tensors.retain(|k, _| !k.starts_with("model_out"));
@@ -298,4 +302,39 @@ fn a_pickle_that_asks_for_code_is_refused() {
     );
     assert!(!marker.exists(), "the pickle's command ran");
     assert_nothing_written(&dir);
+}
+
+/// Zhang et al. 2017's siggraph17 (reduced widths, random weights) in automatic mode: imported and
+/// run on the engine against the PyTorch reference (scripts/reference/siggraph17.py).
+#[test]
+fn siggraph17_imports_and_matches_pytorch() {
+    let file = deoldify_fixture("siggraph17", "checkpoint.pth");
+    let checkpoint = read_checkpoint(&file).unwrap();
+    assert_eq!(detect(&checkpoint).unwrap(), Kind::Siggraph17);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sig");
+    import(&file, None, &dir, false).unwrap();
+    let c = Colorizer::load(&dir, &Device::flex()).unwrap();
+    let r = Weights::open(&deoldify_fixture("siggraph17", "reference.safetensors")).unwrap();
+    let (h, w) = (32, 40);
+    let l = r.tensor("input_l", &[2, 1, h, w]).unwrap();
+    let want = r.tensor("output_ab", &[2, 2, h, w]).unwrap();
+    let inputs: Vec<_> = l
+        .chunks_exact(h * w)
+        .map(|p| c.prepare_resized(w, h, p))
+        .collect();
+    assert_eq!(inputs[0].values.len(), 4 * h * w);
+    let got = c.predict(&inputs).unwrap();
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (b, ab) in got.iter().enumerate() {
+        for (k, plane) in [&ab.a, &ab.b].into_iter().enumerate() {
+            let start = (b * 2 + k) * h * w;
+            let worst = plane
+                .iter()
+                .zip(&want[start..start + h * w])
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(worst / scale < 1e-4, "relative error {}", worst / scale);
+        }
+    }
 }

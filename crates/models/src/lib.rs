@@ -3,7 +3,8 @@
 //!
 //! - [`unet_resnet`]: the U-Net generator over a ResNet encoder (ResNet-34 and light presets).
 //! - [`eccv16`]: Zhang et al. 2016's classification network over 313 ab bins (engine graph only).
-//! - [`deoldify`]: DeOldify's Artistic generator (engine graph only).
+//! - [`deoldify`]: DeOldify's generators (engine graph only).
+//! - [`siggraph17`]: Zhang et al. 2017's user-guided network, automatic mode (engine graph only).
 //! - [`blocks`]: parts shared by networks (ResNet basic blocks).
 //! - [`model_dir`]: `config.json` + `model.safetensors` directories, loading with weight checks.
 //! - [`model_io`]: the I/O contract in `config.json` (what a network takes and returns, its size
@@ -28,6 +29,7 @@ pub mod layers;
 pub mod model_dir;
 pub mod model_io;
 pub mod network;
+pub mod siggraph17;
 pub mod source;
 pub mod unet_resnet;
 pub mod weights;

@@ -6,7 +6,8 @@
 //! | network | input | output | size |
 //! |---|---|---|---|
 //! | ours (`unet_resnet`) | L, `(L − 50)/50` | ab/110 (tanh) | shorter side, multiple of 32 |
-//! | Zhang et al. eccv16/siggraph17 | L, `(L − 50)/100` | ab/110, or 313 ab-bin logits | multiple of 8 |
+//! | Zhang et al. eccv16 | L, `(L − 50)/100` | ab/110, or 313 ab-bin logits | multiple of 8 |
+//! | Zhang et al. siggraph17 | L, `(L − 50)/100`, ab hints /110, hint mask | ab/110 | multiple of 8 |
 //! | DeOldify | gray RGB, ImageNet mean/std | RGB, ImageNet mean/std | square side, multiple of 16 |
 //! | DDColor | gray RGB in `0..=1` | ab in CIELAB units | square side |
 //!
@@ -53,6 +54,17 @@ pub enum InputKind {
         offset: f32,
         /// L is divided by this after the offset (not 0).
         scale: f32,
+    },
+    /// Four channels, Zhang et al. 2017's user-guided input (siggraph17): `(L − offset) / scale`,
+    /// then ab hints `a / ab_scale`, `b / ab_scale`, then a mask (1 where a hint is given, 0
+    /// elsewhere). Automatic colourisation gives no hints: zeros in the last three channels.
+    LightnessWithHints {
+        /// Subtracted from L (siggraph17: 50).
+        offset: f32,
+        /// L is divided by this after the offset (siggraph17: 100; not 0).
+        scale: f32,
+        /// The hints' a and b are divided by this (siggraph17: 110; not 0).
+        ab_scale: f32,
     },
     /// Three channels: the gray sRGB value of L (`0..=1`, the same in R, G and B), normalised per
     /// channel as `(v − mean[c]) / std[c]`. DeOldify: ImageNet statistics; DDColor: mean 0, std 1.
@@ -174,6 +186,7 @@ impl ModelIo {
     pub fn input_channels(&self) -> usize {
         match self.input {
             InputKind::Lightness { .. } => 1,
+            InputKind::LightnessWithHints { .. } => 4,
             InputKind::GrayRgb { .. } => 3,
         }
     }
@@ -200,6 +213,15 @@ impl ModelIo {
                     return Err(format!(
                         "io.input: scale must be a non-zero number, not {scale}"
                     ));
+                }
+            }
+            InputKind::LightnessWithHints {
+                offset,
+                scale,
+                ab_scale,
+            } => {
+                if !finite(&[*offset, *scale, *ab_scale]) || *scale == 0.0 || *ab_scale == 0.0 {
+                    return Err("io.input: scale and ab_scale must be non-zero numbers".into());
                 }
             }
             InputKind::GrayRgb { mean, std } => {
@@ -252,6 +274,13 @@ impl ModelIo {
             InputKind::Lightness { offset, scale } => {
                 let inv = 1.0 / scale;
                 l.iter().map(|v| (v - offset) * inv).collect()
+            }
+            InputKind::LightnessWithHints { offset, scale, .. } => {
+                // No hints: a, b and the mask are zero.
+                let inv = 1.0 / scale;
+                let mut out: Vec<f32> = l.iter().map(|v| (v - offset) * inv).collect();
+                out.resize(4 * l.len(), 0.0);
+                out
             }
             InputKind::GrayRgb { mean, std } => {
                 let gray: Vec<f32> = l.iter().map(|&v| lightness_to_srgb_gray(v)).collect();
@@ -409,6 +438,21 @@ mod tests {
             let w = x[2 * c + 1] * IMAGENET_STD[c] + IMAGENET_MEAN[c];
             assert!((w - 1.0).abs() < 1e-4, "channel {c}: {w}");
         }
+    }
+
+    #[test]
+    fn hint_input_without_hints_is_l_then_three_zero_planes() {
+        let io = ModelIo {
+            input: InputKind::LightnessWithHints {
+                offset: 50.0,
+                scale: 100.0,
+                ab_scale: 110.0,
+            },
+            ..ModelIo::default()
+        };
+        assert_eq!(io.input_channels(), 4);
+        let x = io.encode_input(&[0.0, 75.0]);
+        assert_eq!(x, vec![-0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
     }
 
     #[test]

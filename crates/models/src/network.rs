@@ -8,6 +8,7 @@ use colorize_engine::{Graph, Isa};
 use crate::deoldify::DeoldifyConfig;
 use crate::eccv16::Eccv16Config;
 use crate::error::ModelError;
+use crate::siggraph17::Siggraph17Config;
 use crate::unet_resnet::{UnetResnet, UnetResnetConfig};
 use crate::weights::Weights;
 
@@ -23,6 +24,8 @@ pub enum NetworkConfig {
     Eccv16(Eccv16Config),
     /// DeOldify's generator ([`crate::deoldify`]): inference only (no burn module).
     Deoldify(DeoldifyConfig),
+    /// Zhang et al. 2017's siggraph17 ([`crate::siggraph17`]): inference only (no burn module).
+    Siggraph17(Siggraph17Config),
 }
 
 impl NetworkConfig {
@@ -33,7 +36,7 @@ impl NetworkConfig {
     pub fn init(&self, device: &Device) -> Result<Network, ModelError> {
         match self {
             Self::UnetResnet(c) => Ok(Network::UnetResnet(c.init(device))),
-            Self::Eccv16(_) | Self::Deoldify(_) => {
+            Self::Eccv16(_) | Self::Deoldify(_) | Self::Siggraph17(_) => {
                 Err(ModelError::InferenceOnly { arch: self.arch() })
             }
         }
@@ -51,6 +54,7 @@ impl NetworkConfig {
             Self::UnetResnet(c) => crate::unet_resnet::graph(c, weights, isa),
             Self::Eccv16(c) => crate::eccv16::graph(c, weights, isa),
             Self::Deoldify(c) => crate::deoldify::graph(c, weights, isa),
+            Self::Siggraph17(c) => crate::siggraph17::graph(c, weights, isa),
         }
     }
 
@@ -60,6 +64,7 @@ impl NetworkConfig {
             Self::UnetResnet(c) => (c.in_channels, c.out_channels),
             Self::Eccv16(_) => (1, 2),
             Self::Deoldify(_) => (3, 3),
+            Self::Siggraph17(_) => (4, 2),
         }
     }
 
@@ -69,6 +74,7 @@ impl NetworkConfig {
             Self::UnetResnet(_) => "unet_resnet",
             Self::Eccv16(_) => "eccv16",
             Self::Deoldify(_) => "deoldify",
+            Self::Siggraph17(_) => "siggraph17",
         }
     }
 }
