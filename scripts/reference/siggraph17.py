@@ -17,7 +17,10 @@ Writes into the folder:
     checkpoint.pth         torch.save(state_dict()): zip format, raw state dict, official keys
                            (num_batches_tracked included), random weights and batch-norm statistics
     reference.safetensors  input_l [2, 1, 32, 40] (L in 0..100), hints and mask zero (automatic
-                           mode), and output_ab [2, 2, 32, 40] (ab in CIELAB units)
+                           mode), and output_ab [2, 2, 32, 40] (ab in CIELAB units); one user hint
+                           on the first plane, hint_ab [1, 2, 32, 40] (ab (40, -30) on rows 10-12,
+                           columns 20-22, zero elsewhere), hint_mask [1, 1, 32, 40] (1 there), and
+                           output_hinted [1, 2, 32, 40]
 """
 import os
 import sys
@@ -130,10 +133,18 @@ def main():
     l0 = 50 + 45 * torch.sin(xx / 5.0) * torch.cos(yy / 7.0)
     l1 = (xx * 2.5 + yy * 0.5).clamp(0, 100)
     input_l = torch.stack([l0, l1]).unsqueeze(1).contiguous()
+    # One user hint on the first plane: ab (40, -30) on the 3x3 pixels around (x 21, y 11).
+    hint_ab = torch.zeros(1, 2, h, w)
+    hint_mask = torch.zeros(1, 1, h, w)
+    hint_ab[0, 0, 10:13, 20:23] = 40.0
+    hint_ab[0, 1, 10:13, 20:23] = -30.0
+    hint_mask[0, 0, 10:13, 20:23] = 1.0
     with torch.no_grad():
         output_ab = net(input_l).contiguous()
+        output_hinted = net(input_l[:1], hint_ab, hint_mask).contiguous()
     torch.save(net.state_dict(), os.path.join(out, "checkpoint.pth"))
-    save_file({"input_l": input_l, "output_ab": output_ab},
+    save_file({"input_l": input_l, "output_ab": output_ab, "hint_ab": hint_ab,
+               "hint_mask": hint_mask, "output_hinted": output_hinted},
               os.path.join(out, "reference.safetensors"))
     for f in ("checkpoint.pth", "reference.safetensors"):
         os.chmod(os.path.join(out, f), 0o644)

@@ -1,7 +1,7 @@
 //! The subcommands: flags, device choice, progress bars and exit codes around the library calls.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -242,6 +242,11 @@ pub struct ImageArgs {
     /// Replace outputs that already exist (inputs are never replaced).
     #[arg(long)]
     pub overwrite: bool,
+    /// User colour hints for models that take them (siggraph17): a JSON file with a list of
+    /// `{"x": 120, "y": 80, "color": "#b03a2e", "radius": 4}` (pixels of the photo; radius
+    /// optional). The same hints apply to every input.
+    #[arg(long, value_name = "FILE.json")]
+    pub hints: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -255,7 +260,25 @@ pub fn image(args: ImageArgs) -> anyhow::Result<ExitCode> {
     if jobs.is_empty() {
         bail!("no images to colourise");
     }
+    let hints = match &args.hints {
+        Some(file) => {
+            let bytes = std::fs::read(file)
+                .with_context(|| format!("{}: cannot read the hints", file.display()))?;
+            colorize_models::parse_hints(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?
+        }
+        None => Vec::new(),
+    };
     let colorizer = args.model.load()?;
+    if !hints.is_empty() && !colorizer.takes_hints() {
+        bail!(
+            "{}: this model does not take colour hints (only user-guided networks such as siggraph17 do)",
+            args.hints
+                .as_deref()
+                .unwrap_or(Path::new("--hints"))
+                .display()
+        );
+    }
     let limits = args.model.limits();
     let bar = progress_bar(jobs.len(), jobs.len() > 1);
     let mut failed = bad.len();
@@ -272,7 +295,7 @@ pub fn image(args: ImageArgs) -> anyhow::Result<ExitCode> {
             }
             let decoded = decode_image(&job.input, &limits)?;
             let rgb = colorizer
-                .colorize(&decoded.image)
+                .colorize_with_hints(&decoded.image, &hints)
                 .with_context(|| job.input.display().to_string())?;
             let pixels = to_output_pixels(rgb, job.format, decoded.is_high_bit_depth());
             if let Some(dir) = job.output.parent() {

@@ -106,3 +106,83 @@ fn imported_deoldify_folder_colourises_a_photo_at_a_render_size() {
     assert_eq!(photo.width(), original.width());
     assert_eq!(photo.height(), original.height());
 }
+
+#[test]
+fn hints_file_colours_a_siggraph17_photo_and_is_refused_by_other_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("sig");
+    colorize()
+        .args(["import", "--out"])
+        .arg(&model)
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../models/tests/fixtures/siggraph17/checkpoint.pth"),
+        )
+        .assert()
+        .success();
+    let hints = dir.path().join("hints.json");
+    std::fs::write(
+        &hints,
+        r##"[{"x": 320, "y": 200, "color": "#2060e0", "radius": 40}]"##,
+    )
+    .unwrap();
+    let input = shared_data().join("historical/1864UnionSoldier.jpg");
+    let run = |name: &str, with_hints: bool| {
+        let mut cmd = colorize();
+        cmd.args(["image", "--format", "png", "--model"])
+            .arg(&model)
+            .arg("--out")
+            .arg(dir.path().join(name))
+            .arg(&input);
+        if with_hints {
+            cmd.arg("--hints").arg(&hints);
+        }
+        cmd.assert().success();
+        image::open(dir.path().join(name).join("1864UnionSoldier.png"))
+            .unwrap()
+            .into_rgb8()
+    };
+    let (plain, hinted) = (run("plain", false), run("hinted", true));
+    // Around the hint the photo turned bluer than without it (summed over the hinted square,
+    // since dark pixels carry little colour).
+    let blueness = |img: &image::RgbImage| -> i64 {
+        let mut sum = 0i64;
+        for y in 160..240 {
+            for x in 280..360 {
+                let p = img.get_pixel(x, y);
+                sum += p[2] as i64 - p[0] as i64;
+            }
+        }
+        sum
+    };
+    let (before, after) = (blueness(&plain), blueness(&hinted));
+    // (The test network is small and random: the hint moves colour only a little; its exact
+    // effect is checked against PyTorch in colorize-import's tests.)
+    assert!(after > before, "blue - red summed: {before} -> {after}");
+    // The bundled model takes no hints: one line, exit 3, nothing written.
+    let out = dir.path().join("bundled");
+    let assert = colorize()
+        .args(["image", "--hints"])
+        .arg(&hints)
+        .arg("--out")
+        .arg(&out)
+        .arg(&input)
+        .assert()
+        .code(3);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("does not take colour hints"), "{stderr}");
+    assert!(!out.join("1864UnionSoldier.jpg").exists());
+    // A malformed hints file names the file and the problem.
+    std::fs::write(&hints, r#"[{"x": 1, "y": 2, "color": "blue"}]"#).unwrap();
+    colorize()
+        .args(["image", "--model"])
+        .arg(&model)
+        .arg("--hints")
+        .arg(&hints)
+        .arg("--out")
+        .arg(&out)
+        .arg(&input)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("hints.json: hint 0: color"));
+}

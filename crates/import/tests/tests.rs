@@ -338,3 +338,59 @@ fn siggraph17_imports_and_matches_pytorch() {
         }
     }
 }
+
+/// A user hint through the public API (`Colorizer::add_hints`) gives PyTorch's output for the
+/// same hint: ab (40, -30) on the 3x3 pixels around (21, 11), painted by the reference script as
+/// `hint_ab` and `hint_mask`.
+#[test]
+fn siggraph17_user_hint_matches_pytorch() {
+    let file = deoldify_fixture("siggraph17", "checkpoint.pth");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sig");
+    import(&file, None, &dir, false).unwrap();
+    let c = Colorizer::load(&dir, &Device::flex()).unwrap();
+    assert!(c.takes_hints());
+    let r = Weights::open(&deoldify_fixture("siggraph17", "reference.safetensors")).unwrap();
+    let (h, w) = (32, 40);
+    let l = &r.tensor("input_l", &[2, 1, h, w]).unwrap()[..h * w];
+    let want = r.tensor("output_hinted", &[1, 2, h, w]).unwrap();
+    let mask = r.tensor("hint_mask", &[1, 1, h, w]).unwrap();
+    // The hint colour whose CIELAB ab is (40, -30): a violet, given here as its ab directly.
+    let hint = colorize_models::Hint {
+        x: 21.0,
+        y: 11.0,
+        ab: [40.0, -30.0],
+        radius: 1.0,
+    };
+    let mut input = c.prepare_resized(w, h, l);
+    c.add_hints(&mut input, w, h, std::slice::from_ref(&hint))
+        .unwrap();
+    assert_eq!(
+        &input.values[3 * h * w..],
+        mask,
+        "the painted mask is the reference's"
+    );
+    let got = c.predict(std::slice::from_ref(&input)).unwrap().remove(0);
+    let without = c.predict_ab(l, w, h).unwrap();
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (k, plane) in [&got.a, &got.b].into_iter().enumerate() {
+        let worst = plane
+            .iter()
+            .zip(&want[k * h * w..(k + 1) * h * w])
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst / scale < 1e-4, "relative error {}", worst / scale);
+    }
+    // The hint moved the colour at its pixel towards (40, -30).
+    let p = 11 * w + 21;
+    assert!(got.a[p] - without.0[p] > 1.0 && got.b[p] - without.1[p] < -1.0);
+    // A model without hint input refuses hints.
+    let eccv = tmp.path().join("eccv16");
+    import(&fixture("checkpoint.pth"), None, &eccv, false).unwrap();
+    let e = Colorizer::load(&eccv, &Device::flex()).unwrap();
+    let mut x = e.prepare_resized(w, h, l);
+    assert!(matches!(
+        e.add_hints(&mut x, w, h, &[hint]),
+        Err(ModelError::HintsUnsupported)
+    ));
+}

@@ -16,9 +16,11 @@ use colorize_engine::{Graph, Isa};
 use image::{DynamicImage, Rgb32FImage};
 
 use crate::error::ModelError;
+use crate::hints::{Hint, paint};
 use crate::model_dir::{
     CONFIG_FILE, ModelConfig, WEIGHTS_FILE, load_weights, read_model_dir, weights_to_bytes,
 };
+use crate::model_io::InputKind;
 use crate::network::Network;
 use crate::weights::Weights;
 
@@ -297,6 +299,33 @@ impl Colorizer {
         }
     }
 
+    /// Whether the network takes user hints ([`crate::hints`]).
+    pub fn takes_hints(&self) -> bool {
+        matches!(self.config.io.input, InputKind::LightnessWithHints { .. })
+    }
+
+    /// Paints user hints into a prepared input; `photo_width x photo_height` is the size of the
+    /// photo the hints' coordinates refer to.
+    ///
+    /// # Errors
+    /// [`ModelError::HintsUnsupported`] when the network does not take hints.
+    pub fn add_hints(
+        &self,
+        input: &mut NetworkInput,
+        photo_width: usize,
+        photo_height: usize,
+        hints: &[Hint],
+    ) -> Result<(), ModelError> {
+        match self.config.io.input {
+            InputKind::LightnessWithHints { ab_scale, .. } => {
+                paint(input, photo_width, photo_height, hints, ab_scale);
+                Ok(())
+            }
+            _ if hints.is_empty() => Ok(()),
+            _ => Err(ModelError::HintsUnsupported),
+        }
+    }
+
     /// Stage 2: runs the network on a batch of inputs and returns each one's a and b (CIELAB
     /// units, at the network's output size, with the saturation applied). Consecutive inputs of
     /// the same size run as one batch (`[batch, channels, height, width]`), which is faster per
@@ -461,7 +490,27 @@ impl Colorizer {
     /// # Errors
     /// As [`Colorizer::colorize_lightness`].
     pub fn colorize(&self, image: &DynamicImage) -> Result<Rgb32FImage, ModelError> {
+        self.colorize_with_hints(image, &[])
+    }
+
+    /// As [`Colorizer::colorize`], with user hints in the photo's pixel coordinates (none: the
+    /// same as [`Colorizer::colorize`]).
+    ///
+    /// # Errors
+    /// [`ModelError::HintsUnsupported`] for hints to a network that does not take them, then as
+    /// [`Colorizer::colorize_lightness`].
+    pub fn colorize_with_hints(
+        &self,
+        image: &DynamicImage,
+        hints: &[Hint],
+    ) -> Result<Rgb32FImage, ModelError> {
         let (w, h, l) = lightness_of(image);
-        Ok(self.colorize_lightness(w, h, l)?.to_rgb32f())
+        if hints.is_empty() {
+            return Ok(self.colorize_lightness(w, h, l)?.to_rgb32f());
+        }
+        let mut input = self.prepare(w, h, &l);
+        self.add_hints(&mut input, w, h, hints)?;
+        let ab = self.predict(std::slice::from_ref(&input))?.remove(0);
+        Ok(self.join(w, h, l, &ab)?.to_rgb32f())
     }
 }

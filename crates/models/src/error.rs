@@ -66,6 +66,11 @@ pub enum ModelError {
         /// The `arch` tag.
         arch: &'static str,
     },
+    /// User hints were given to a model whose network does not take them.
+    #[error(
+        "this model does not take colour hints (only user-guided networks such as siggraph17 do)"
+    )]
+    HintsUnsupported,
     /// Running the network failed (a backend error).
     #[error("inference failed: {0}")]
     Inference(String),

@@ -12,6 +12,7 @@
 //! - [`weights`]: named weights over `model.safetensors`, with scoped key paths.
 //! - [`layers`]: engine layers from named weights (batch norm folded, fused epilogues); each
 //!   network file has a `graph()` builder made of them, what [`Colorizer`] runs by default.
+//! - [`hints`]: user colour hints (`{x, y, color, radius}`) for networks that take them.
 //! - [`source`]: where a model comes from (bundled bytes or a folder) and how it is set up to run,
 //!   shared by the CLI and the server.
 //! - [`colorizer`]: the staged pipeline — prepare (full-size L → network input), predict (a batch
@@ -25,6 +26,7 @@ pub mod deoldify;
 pub mod eccv16;
 pub mod error;
 pub mod eval;
+pub mod hints;
 pub mod layers;
 pub mod model_dir;
 pub mod model_io;
@@ -37,6 +39,7 @@ pub mod weights;
 pub use colorize_engine::Isa;
 pub use colorizer::{AbPlanes, Colorizer, EngineKind, NetworkInput};
 pub use error::ModelError;
+pub use hints::{Hint, parse_hints};
 pub use model_dir::{ModelConfig, load_model_bytes, load_model_dir, save_model_dir};
 pub use model_io::{InputKind, ModelIo, OutputKind, SizeRule};
 pub use network::{Network, NetworkConfig};

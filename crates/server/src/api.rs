@@ -145,6 +145,7 @@ async fn colorize(
     let mut image: Option<Bytes> = None;
     let mut render_size: Option<u32> = None;
     let mut model: Option<String> = None;
+    let mut hints: Vec<colorize_models::Hint> = Vec::new();
     while let Some(field) = multipart
         .next_field()
         .await
@@ -181,6 +182,13 @@ async fn colorize(
                     model = Some(text.to_string());
                 }
             }
+            "hints" => {
+                let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
+                if !text.trim().is_empty() {
+                    hints = colorize_models::parse_hints(text.as_bytes())
+                        .map_err(ApiError::bad_hints)?;
+                }
+            }
             // Unknown fields are read and ignored (still under the body limit).
             _ => {
                 field.bytes().await.map_err(|e| multipart_error(e, limit))?;
@@ -199,12 +207,19 @@ async fn colorize(
             .position(|m| &m.name == name)
             .ok_or_else(|| ApiError::unknown_model(name))?,
     };
+    if !hints.is_empty() && !models[model_index].takes_hints {
+        return Err(ApiError::bad_hints(format!(
+            "model '{}' does not take colour hints",
+            models[model_index].name
+        )));
+    }
     let (reply, answer) = oneshot::channel();
     state.pool.submit(Job {
         bytes: image,
         model: model_index,
         model_name: models[model_index].name.clone(),
         render_size,
+        hints,
         reply,
     })?;
     let done = answer.await.map_err(|_| ApiError::shutting_down())??;

@@ -108,6 +108,12 @@ impl ApiError {
         )
     }
 
+    /// 400 `bad_hints`: the `hints` field is not a valid list of hints, or the model does not
+    /// take hints.
+    pub fn bad_hints(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_hints", message)
+    }
+
     /// 400 `unknown_model`: no model of that name is loaded.
     pub fn unknown_model(name: &str) -> Self {
         let shown: String = name.chars().take(64).collect();

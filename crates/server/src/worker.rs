@@ -52,6 +52,8 @@ pub struct ModelInfo {
     pub description: String,
     /// Its default render size.
     pub render_size: u32,
+    /// Whether its network takes user colour hints (`hints` in `POST /api/colorize`).
+    pub takes_hints: bool,
 }
 
 /// One upload to colourise.
@@ -60,6 +62,7 @@ pub(crate) struct Job {
     pub model: usize,
     pub model_name: String,
     pub render_size: Option<u32>,
+    pub hints: Vec<colorize_models::Hint>,
     pub reply: oneshot::Sender<Result<Done, ApiError>>,
 }
 
@@ -144,6 +147,7 @@ impl Pool {
                                     name: s.name().to_string(),
                                     description: c.config().description.clone(),
                                     render_size: c.render_size(),
+                                    takes_hints: c.takes_hints(),
                                 })
                                 .collect::<Vec<_>>();
                             let _ = ready_tx.send(Ok(infos));
@@ -305,7 +309,9 @@ fn process(
     let model_name_path = Path::new("colorized");
     // A panic inside the network must not take the worker down; the model itself is immutable
     // during a forward pass, so it stays usable.
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| colorizer.colorize(&decoded.image)));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        colorizer.colorize_with_hints(&decoded.image, &job.hints)
+    }));
     *slot = Some(colorizer);
     let rgb = match result {
         Ok(Ok(rgb)) => rgb,

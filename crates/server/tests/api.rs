@@ -224,6 +224,28 @@ async fn bad_uploads_get_4xx_json_and_leave_nothing_on_disk() {
             "unknown_model",
         ),
         (
+            "hints for a model that takes none",
+            vec![
+                ("image", Some("a.png"), &png),
+                (
+                    "hints",
+                    None,
+                    br##"[{"x": 1, "y": 1, "color": "#ff0000"}]"##,
+                ),
+            ],
+            StatusCode::BAD_REQUEST,
+            "bad_hints",
+        ),
+        (
+            "malformed hints",
+            vec![
+                ("image", Some("a.png"), &png),
+                ("hints", None, b"[{\"x\": 1}]"),
+            ],
+            StatusCode::BAD_REQUEST,
+            "bad_hints",
+        ),
+        (
             "decompression bomb",
             vec![("image", Some("a.png"), &bomb)],
             StatusCode::PAYLOAD_TOO_LARGE,
