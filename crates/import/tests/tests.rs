@@ -381,9 +381,16 @@ fn siggraph17_user_hint_matches_pytorch() {
             .fold(0f32, f32::max);
         assert!(worst / scale < 1e-4, "relative error {}", worst / scale);
     }
-    // The hint moved the colour at its pixel towards (40, -30).
-    let p = 11 * w + 21;
-    assert!(got.a[p] - without.0[p] > 1.0 && got.b[p] - without.1[p] < -1.0);
+    // The hint reaches the output (how far it pulls the colour is the trained weights' business;
+    // these are random, and the values are PyTorch's, checked above).
+    let moved = got
+        .a
+        .iter()
+        .zip(&without.0)
+        .chain(got.b.iter().zip(&without.1))
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(moved > 0.1, "the hint changed ab by at most {moved}");
     // A model without hint input refuses hints.
     let eccv = tmp.path().join("eccv16");
     import(&fixture("checkpoint.pth"), None, &eccv, false).unwrap();
