@@ -91,3 +91,58 @@ async fn page_uploads_a_photo_and_shows_it_in_colour() {
     let _ = stop.send(());
     server.await.expect("join").expect("serve");
 }
+
+/// The hint tools of the page, with an imported siggraph17 (our reduced PyTorch fixture) served as
+/// `sig`: shown only for it, a click paints a hint and the photo comes back different.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_paints_colour_hints_for_a_model_that_takes_them() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser-test");
+    if let Some(why) = missing_prerequisite(&dir) {
+        if std::env::var_os("CI").is_some() {
+            panic!("browser test cannot run under CI: {why}");
+        }
+        eprintln!("SKIPPED browser test: {why}");
+        return;
+    }
+    let models = tempfile::tempdir().expect("tempdir");
+    let sig = models.path().join("sig");
+    colorize_import::import(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/tests/fixtures/siggraph17/checkpoint.pth"),
+        None,
+        &sig,
+        false,
+    )
+    .expect("siggraph17 fixture imports");
+    let t = TestApp::with(|c| {
+        c.models.push(colorize_server::ModelSource::Dir {
+            name: "sig".into(),
+            path: sig.clone(),
+        })
+    });
+    let (addr, stop, server) = t.serve_on_socket().await;
+    let url = format!("http://{addr}/");
+    let photo = example_photo();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("hints.mjs")
+            .arg(&url)
+            .arg(&photo)
+            .current_dir(&dir)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "hints browser test failed:\n{stdout}\n{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(report["answers"], 2);
+    assert_eq!(report["differ"], true);
+    let _ = stop.send(());
+    let _ = server.await;
+}
