@@ -143,22 +143,17 @@ fn hints_file_colours_a_siggraph17_photo_and_is_refused_by_other_models() {
             .into_rgb8()
     };
     let (plain, hinted) = (run("plain", false), run("hinted", true));
-    // Around the hint the photo turned bluer than without it (summed over the hinted square,
-    // since dark pixels carry little colour).
-    let blueness = |img: &image::RgbImage| -> i64 {
-        let mut sum = 0i64;
-        for y in 160..240 {
-            for x in 280..360 {
-                let p = img.get_pixel(x, y);
-                sum += p[2] as i64 - p[0] as i64;
-            }
-        }
-        sum
-    };
-    let (before, after) = (blueness(&plain), blueness(&hinted));
-    // (The test network is small and random: the hint moves colour only a little; its exact
-    // effect is checked against PyTorch in colorize-import's tests.)
-    assert!(after > before, "blue - red summed: {before} -> {after}");
+    // The hint reached the network: the photo changed around it. (Which way the colour moves
+    // is up to trained weights; these are random. The hinted values are checked against PyTorch
+    // in colorize-import's tests.)
+    let changed = (160..240)
+        .flat_map(|y| (280..360).map(move |x| (x, y)))
+        .filter(|&(x, y)| plain.get_pixel(x, y) != hinted.get_pixel(x, y))
+        .count();
+    assert!(
+        changed > 100,
+        "only {changed} pixels changed around the hint"
+    );
     // The bundled model takes no hints: one line, exit 3, nothing written.
     let out = dir.path().join("bundled");
     let assert = colorize()

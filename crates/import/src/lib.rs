@@ -27,6 +27,7 @@ use colorize_models::deoldify::DeoldifyConfig;
 use colorize_models::eccv16::Eccv16Config;
 use colorize_models::model_dir::{CONFIG_FILE, WEIGHTS_FILE};
 use colorize_models::model_io::{IMAGENET_MEAN, IMAGENET_STD};
+use colorize_models::pipelines::Pipeline;
 use colorize_models::siggraph17::Siggraph17Config;
 use colorize_models::weights::{TensorData, to_safetensors_bytes};
 use colorize_models::{
@@ -380,6 +381,7 @@ pub fn model_config(
                 },
                 output: OutputKind::Ab { scale: 110.0 },
                 size: SizeRule::Square { multiple: 8 },
+                pipeline: Pipeline::Zhang,
             },
             render_size: 256,
             saturation: 1.0,
@@ -396,6 +398,7 @@ pub fn model_config(
                 },
                 output: OutputKind::Ab { scale: 110.0 },
                 size: SizeRule::Square { multiple: 8 },
+                pipeline: Pipeline::Zhang,
             },
             render_size: 256,
             saturation: 1.0,
@@ -443,6 +446,7 @@ pub fn model_config(
                         std: IMAGENET_STD,
                     },
                     size: SizeRule::Square { multiple: 16 },
+                    pipeline: Pipeline::Deoldify,
                 },
                 render_size,
                 saturation: 1.0,

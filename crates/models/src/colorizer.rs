@@ -424,6 +424,54 @@ impl Colorizer {
             .collect())
     }
 
+    /// The network's raw output for one input: `(width, height, values)` with `values` planar
+    /// `[channels, height, width]`, before the contract's decoding and without the saturation
+    /// (for the reference pipelines of [`crate::pipelines`]).
+    ///
+    /// # Errors
+    /// As [`Colorizer::predict`].
+    pub fn predict_raw(
+        &self,
+        input: &NetworkInput,
+    ) -> Result<(usize, usize, Vec<f32>), ModelError> {
+        let io = &self.config.io;
+        let (cin, cout) = (io.input_channels(), io.output_channels());
+        let (width, height) = (input.width, input.height);
+        let pixels = width * height;
+        if input.values.len() != cin * pixels {
+            return Err(ModelError::Inference(format!(
+                "network input has {} values, {cin} x {height} x {width} needs {}",
+                input.values.len(),
+                cin * pixels
+            )));
+        }
+        if self.engine == EngineKind::Native {
+            let graph = self.graph()?;
+            let x: Vec<f32> = (0..pixels)
+                .flat_map(|p| (0..cin).map(move |c| input.values[c * pixels + p]))
+                .collect();
+            let (oh, ow) = graph.output_size(height, width)?;
+            let y = graph.run(&x, 1, height, width)?; // [1, oh, ow, cout]
+            let planar = (0..cout)
+                .flat_map(|c| (0..oh * ow).map(move |p| (c, p)))
+                .map(|(c, p)| y[p * cout + c])
+                .collect();
+            return Ok((ow, oh, planar));
+        }
+        let network = self.network()?;
+        let x = Tensor::<4>::from_data(
+            TensorData::new(input.values.clone(), [1, cin, height, width]),
+            &self.device,
+        );
+        let y = network.forward(x);
+        let [_, _, oh, ow] = y.dims();
+        let y = y
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| ModelError::Inference(format!("{e:?}")))?;
+        Ok((ow, oh, y))
+    }
+
     /// Stage 3: joins predicted ab with the photo's full-size L (`width · height` values, kept
     /// exactly): ab is enlarged bilinearly to the photo's size.
     ///
@@ -494,7 +542,8 @@ impl Colorizer {
     }
 
     /// As [`Colorizer::colorize`], with user hints in the photo's pixel coordinates (none: the
-    /// same as [`Colorizer::colorize`]).
+    /// same as [`Colorizer::colorize`]). A model whose `io.pipeline` is a published one runs that
+    /// pipeline ([`crate::pipelines`]) instead of colorize's own (and ignores the saturation).
     ///
     /// # Errors
     /// [`ModelError::HintsUnsupported`] for hints to a network that does not take them, then as
@@ -504,6 +553,11 @@ impl Colorizer {
         image: &DynamicImage,
         hints: &[Hint],
     ) -> Result<Rgb32FImage, ModelError> {
+        if let Some(rgb) = crate::pipelines::run(self, self.config.io.pipeline, image, hints)? {
+            let (w, h) = rgb.dimensions();
+            let values = rgb.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+            return Ok(Rgb32FImage::from_raw(w, h, values).expect("same size"));
+        }
         let (w, h, l) = lightness_of(image);
         if hints.is_empty() {
             return Ok(self.colorize_lightness(w, h, l)?.to_rgb32f());

@@ -13,6 +13,8 @@
 //! - [`layers`]: engine layers from named weights (batch norm folded, fused epilogues); each
 //!   network file has a `graph()` builder made of them, what [`Colorizer`] runs by default.
 //! - [`hints`]: user colour hints (`{x, y, color, radius}`) for networks that take them.
+//! - [`pipelines`]: the published colourisers' own photo-level pipelines (Zhang's demo, DeOldify's
+//!   filter), exact to their libraries' arithmetic.
 //! - [`source`]: where a model comes from (bundled bytes or a folder) and how it is set up to run,
 //!   shared by the CLI and the server.
 //! - [`colorizer`]: the staged pipeline — prepare (full-size L → network input), predict (a batch
@@ -31,6 +33,7 @@ pub mod layers;
 pub mod model_dir;
 pub mod model_io;
 pub mod network;
+pub mod pipelines;
 pub mod siggraph17;
 pub mod source;
 pub mod unet_resnet;

@@ -41,6 +41,10 @@ pub struct ModelIo {
     /// The sizes the network accepts, from the photo's size and the render size.
     #[serde(default)]
     pub size: SizeRule,
+    /// The photo-level pipeline around the network: colorize's own (default), or the published
+    /// model's reference one ([`crate::pipelines`]).
+    #[serde(default)]
+    pub pipeline: crate::pipelines::Pipeline,
 }
 
 /// What the network takes, derived from the photo's CIELAB L (`0..=100`).
@@ -254,6 +258,19 @@ impl ModelIo {
                 }
             }
         }
+        use crate::pipelines::Pipeline;
+        match (self.pipeline, &self.input, &self.output) {
+            (Pipeline::Deoldify, InputKind::GrayRgb { .. }, OutputKind::Rgb { .. })
+            | (Pipeline::Zhang, InputKind::Lightness { .. }, OutputKind::Ab { .. })
+            | (Pipeline::Zhang, InputKind::LightnessWithHints { .. }, OutputKind::Ab { .. })
+            | (Pipeline::Colorize, _, _) => {}
+            (Pipeline::Deoldify, _, _) => {
+                return Err("io.pipeline: deoldify needs gray_rgb input and rgb output".into());
+            }
+            (Pipeline::Zhang, _, _) => {
+                return Err("io.pipeline: zhang needs lightness input and ab output".into());
+            }
+        }
         match self.size {
             SizeRule::MultipleOf { multiple: 0 } | SizeRule::Square { multiple: 0 } => {
                 Err("io.size: multiple must be at least 1".into())
@@ -397,6 +414,7 @@ mod tests {
                 std: IMAGENET_STD,
             },
             size: SizeRule::Square { multiple: 16 },
+            pipeline: Default::default(),
         };
         let json = serde_json::to_string(&deoldify).unwrap();
         assert!(json.contains(r#""kind":"gray_rgb""#), "{json}");

@@ -110,6 +110,7 @@ fn sepia_model(dir: &Path) -> ModelConfig {
                 std: IMAGENET_STD,
             },
             size: SizeRule::MultipleOf { multiple: 32 },
+            pipeline: Default::default(),
         },
         render_size: 96,
         saturation: 1.0,
