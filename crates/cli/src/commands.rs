@@ -44,6 +44,10 @@ pub struct ModelArgs {
     /// default: the model's own (160 for the bundled model). Larger is slower, not always better.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(16..=4096))]
     pub render_size: Option<u32>,
+    /// DeOldify's render factor: the render size in units of 16 pixels (35 = 560, DeOldify's
+    /// default for photos; 21 = 336, for video).
+    #[arg(long, value_name = "N", conflicts_with = "render_size", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub render_factor: Option<u32>,
     /// Colour strength: the factor on the predicted chroma (1 = as trained, 0 = gray, above 1 more
     /// vivid); default: the model's own.
     #[arg(long, value_name = "X")]
@@ -150,7 +154,7 @@ impl ModelArgs {
         let options = LoadOptions {
             engine,
             isa: self.isa.map(Into::into),
-            render_size: self.render_size,
+            render_size: self.render_size.or(self.render_factor.map(|f| f * 16)),
             saturation: self.saturation,
         };
         let source = match &self.model {

@@ -181,3 +181,35 @@ fn hints_file_colours_a_siggraph17_photo_and_is_refused_by_other_models() {
         .code(3)
         .stderr(predicate::str::contains("hints.json: hint 0: color"));
 }
+
+#[test]
+fn render_factor_is_deoldify_s_render_size_in_units_of_16() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = shared_data().join("historical/1864UnionSoldier.jpg");
+    let run = |name: &str, flag: &str, value: &str| {
+        colorize()
+            .args(["image", "--format", "png", flag, value, "--out"])
+            .arg(dir.path().join(name))
+            .arg(&input)
+            .assert()
+            .success();
+        std::fs::read(dir.path().join(name).join("1864UnionSoldier.png")).unwrap()
+    };
+    let factor = run("factor", "--render-factor", "4");
+    assert_eq!(factor, run("size", "--render-size", "64"));
+    assert_ne!(factor, run("default", "--render-size", "128"));
+    colorize()
+        .args([
+            "image",
+            "--render-factor",
+            "4",
+            "--render-size",
+            "64",
+            "--out",
+            "x",
+            "y.jpg",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+}
