@@ -52,7 +52,13 @@ pub fn evaluate_image(
     let truth: RgbImage = image.to_rgb8();
     let (w, h, l) = lightness_of(image);
     let gray = to_rgb8(&LabImage::gray(w, h, l.clone()));
-    let out = to_rgb8(&colorizer.colorize_lightness(w, h, l)?);
+    let out = if colorizer.config().io.pipeline == crate::pipelines::Pipeline::Colorize {
+        to_rgb8(&colorizer.colorize_lightness(w, h, l)?)
+    } else {
+        // A published model's own pipeline starts from an 8-bit photo: the gray version.
+        DynamicImage::ImageRgb32F(colorizer.colorize(&DynamicImage::ImageRgb8(gray.clone()))?)
+            .into_rgb8()
+    };
     let score = |img: &RgbImage| Scores {
         psnr: psnr_capped(img, &truth),
         ssim: ssim(img, &truth),
