@@ -18,6 +18,10 @@ Writes into the folder:
     deoldify-artistic.png  DeOldify's pipeline at render factor 4 (64x64; bilinear, 601 luma,
                            ImageNet normalisation, truncation, bilinear back, OpenCV YUV
                            luminance transfer) with crates/models/tests/fixtures/deoldify
+    zhang-siggraph17.png   Zhang's demo pipeline with crates/models/tests/fixtures/siggraph17
+                           (automatic mode: no hints)
+    deoldify-stable.png    DeOldify's pipeline at render factor 4 with the Wide fixture
+                           (crates/models/tests/fixtures/deoldify-wide)
 """
 import importlib.util
 import os
@@ -97,7 +101,19 @@ def main():
     d.load_state_dict(torch.load(os.path.join(REPO, "crates/models/tests/fixtures/deoldify/checkpoint.pth")))
     d.eval()
     Image.fromarray(deoldify(photo, d, 4)).save(os.path.join(out, "deoldify-artistic.png"))
-    for f in ("photo.png", "zhang-eccv16.png", "deoldify-artistic.png"):
+
+    sig = load("siggraph17")
+    g = sig.SIGGRAPHGenerator(sig.REDUCED)
+    g.load_state_dict(torch.load(os.path.join(REPO, "crates/models/tests/fixtures/siggraph17/checkpoint.pth")))
+    g.eval()
+    Image.fromarray(zhang(photo, g)).save(os.path.join(out, "zhang-siggraph17.png"))
+
+    wide = deo.DynamicUnetWide(deo.REDUCED_WIDE_WIDTHS, deo.REDUCED_WIDE_DEPTHS, deo.REDUCED_WIDE_NF)
+    wide.load_state_dict(torch.load(os.path.join(REPO, "crates/models/tests/fixtures/deoldify-wide/checkpoint.pth")))
+    wide.eval()
+    Image.fromarray(deoldify(photo, wide, 4)).save(os.path.join(out, "deoldify-stable.png"))
+    for f in ("photo.png", "zhang-eccv16.png", "deoldify-artistic.png", "zhang-siggraph17.png",
+              "deoldify-stable.png"):
         os.chmod(os.path.join(out, f), 0o644)
     print("written", out)
 

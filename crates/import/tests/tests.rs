@@ -412,7 +412,9 @@ fn published_pipelines_give_the_reference_photo() {
     let tmp = tempfile::tempdir().unwrap();
     for (checkpoint, reference, render_size) in [
         ("eccv16/checkpoint.pth", "zhang-eccv16.png", 256),
+        ("siggraph17/checkpoint.pth", "zhang-siggraph17.png", 256),
         ("deoldify/checkpoint.pth", "deoldify-artistic.png", 64),
+        ("deoldify-wide/checkpoint.pth", "deoldify-stable.png", 64),
     ] {
         let dir = tmp.path().join(reference);
         import(&fixtures.join(checkpoint), None, &dir, false).unwrap();
