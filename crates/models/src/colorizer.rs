@@ -75,6 +75,15 @@ pub struct AbPlanes {
 
 type Shared<T> = Arc<OnceLock<Result<T, String>>>;
 
+/// The memory layout of a batch of network outputs.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// `[batch, height, width, channels]` (the native engine).
+    Nhwc,
+    /// `[batch, channels, height, width]` (burn).
+    Nchw,
+}
+
 /// A loaded model ready to colourise photos, in three stages that batch engines and video can
 /// drive separately: [`Colorizer::prepare`] (full-size L → network input),
 /// [`Colorizer::predict`] (a batch of inputs → ab) and [`Colorizer::join`] (ab + full-size L →
@@ -335,17 +344,8 @@ impl Colorizer {
     /// [`ModelError::Inference`] if an input's length does not fit its size or the backend
     /// fails; [`ModelError::Engine`] if the engine cannot run the network at a size.
     pub fn predict(&self, inputs: &[NetworkInput]) -> Result<Vec<AbPlanes>, ModelError> {
-        let cin = self.config.io.input_channels();
         for x in inputs {
-            if x.values.len() != cin * x.width * x.height {
-                return Err(ModelError::Inference(format!(
-                    "network input has {} values, {cin} x {} x {} needs {}",
-                    x.values.len(),
-                    x.height,
-                    x.width,
-                    cin * x.width * x.height
-                )));
-            }
+            self.check_input(x)?;
         }
         let mut out = Vec::with_capacity(inputs.len());
         let mut start = 0;
@@ -368,16 +368,37 @@ impl Colorizer {
         height: usize,
     ) -> Result<Vec<AbPlanes>, ModelError> {
         let io = &self.config.io;
+        let k = self.saturation;
+        let (ow, oh, layout, y) = self.forward(inputs, width, height)?;
+        let per = io.output_channels() * ow * oh;
+        Ok(y.chunks_exact(per)
+            .map(|item| {
+                let (a, b) = match layout {
+                    Layout::Nhwc => io.decode_output_nhwc(item, ow * oh),
+                    Layout::Nchw => io.decode_output_planar(item, ow * oh),
+                };
+                AbPlanes {
+                    width: ow,
+                    height: oh,
+                    a: a.into_iter().map(|v| v * k).collect(),
+                    b: b.into_iter().map(|v| v * k).collect(),
+                }
+            })
+            .collect())
+    }
+
+    /// Runs the chosen engine on same-size inputs: `(out width, out height, layout, values)`,
+    /// `[batch, oh, ow, C]` from the native engine, `[batch, C, oh, ow]` from burn.
+    fn forward(
+        &self,
+        inputs: &[NetworkInput],
+        width: usize,
+        height: usize,
+    ) -> Result<(usize, usize, Layout, Vec<f32>), ModelError> {
+        let io = &self.config.io;
         let (cin, cout) = (io.input_channels(), io.output_channels());
         let batch = inputs.len();
         let pixels = width * height;
-        let k = self.saturation;
-        let saturate = |(a, b): (Vec<f32>, Vec<f32>), ow, oh| AbPlanes {
-            width: ow,
-            height: oh,
-            a: a.into_iter().map(|v| v * k).collect(),
-            b: b.into_iter().map(|v| v * k).collect(),
-        };
         if self.engine == EngineKind::Native {
             let graph = self.graph()?;
             // The engine is NHWC: one channel is already that layout; otherwise interleave.
@@ -393,11 +414,7 @@ impl Colorizer {
             }
             let (oh, ow) = graph.output_size(height, width)?;
             let y = graph.run(&x, batch, height, width)?; // [batch, oh, ow, cout]
-            let per = oh * ow * cout;
-            return Ok(y
-                .chunks_exact(per)
-                .map(|item| saturate(io.decode_output_nhwc(item, oh * ow), ow, oh))
-                .collect());
+            return Ok((ow, oh, Layout::Nhwc, y));
         }
         let network = self.network()?;
         let x: Vec<f32> = inputs
@@ -419,9 +436,7 @@ impl Colorizer {
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| ModelError::Inference(format!("{e:?}")))?;
-        Ok(y.chunks_exact(cout * oh * ow)
-            .map(|item| saturate(io.decode_output_planar(item, oh * ow), ow, oh))
-            .collect())
+        Ok((ow, oh, Layout::Nchw, y))
     }
 
     /// The network's raw output for one input: `(width, height, values)` with `values` planar
@@ -434,42 +449,34 @@ impl Colorizer {
         &self,
         input: &NetworkInput,
     ) -> Result<(usize, usize, Vec<f32>), ModelError> {
-        let io = &self.config.io;
-        let (cin, cout) = (io.input_channels(), io.output_channels());
-        let (width, height) = (input.width, input.height);
-        let pixels = width * height;
-        if input.values.len() != cin * pixels {
+        self.check_input(input)?;
+        let (ow, oh, layout, y) =
+            self.forward(std::slice::from_ref(input), input.width, input.height)?;
+        let y = match layout {
+            Layout::Nchw => y,
+            Layout::Nhwc => {
+                let c = self.config.io.output_channels();
+                (0..c)
+                    .flat_map(|k| (0..oh * ow).map(move |p| (k, p)))
+                    .map(|(k, p)| y[p * c + k])
+                    .collect()
+            }
+        };
+        Ok((ow, oh, y))
+    }
+
+    fn check_input(&self, x: &NetworkInput) -> Result<(), ModelError> {
+        let cin = self.config.io.input_channels();
+        if x.values.len() != cin * x.width * x.height {
             return Err(ModelError::Inference(format!(
-                "network input has {} values, {cin} x {height} x {width} needs {}",
-                input.values.len(),
-                cin * pixels
+                "network input has {} values, {cin} x {} x {} needs {}",
+                x.values.len(),
+                x.height,
+                x.width,
+                cin * x.width * x.height
             )));
         }
-        if self.engine == EngineKind::Native {
-            let graph = self.graph()?;
-            let x: Vec<f32> = (0..pixels)
-                .flat_map(|p| (0..cin).map(move |c| input.values[c * pixels + p]))
-                .collect();
-            let (oh, ow) = graph.output_size(height, width)?;
-            let y = graph.run(&x, 1, height, width)?; // [1, oh, ow, cout]
-            let planar = (0..cout)
-                .flat_map(|c| (0..oh * ow).map(move |p| (c, p)))
-                .map(|(c, p)| y[p * cout + c])
-                .collect();
-            return Ok((ow, oh, planar));
-        }
-        let network = self.network()?;
-        let x = Tensor::<4>::from_data(
-            TensorData::new(input.values.clone(), [1, cin, height, width]),
-            &self.device,
-        );
-        let y = network.forward(x);
-        let [_, _, oh, ow] = y.dims();
-        let y = y
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| ModelError::Inference(format!("{e:?}")))?;
-        Ok((ow, oh, y))
+        Ok(())
     }
 
     /// Stage 3: joins predicted ab with the photo's full-size L (`width · height` values, kept
