@@ -11,7 +11,7 @@
 //! each; burn's own names `gamma` and `beta` are read too, so model folders written before the
 //! trainer switched to PyTorch's names still load).
 
-use colorize_engine::{Activation, ConvSpec, Isa, PackedConv};
+use colorize_engine::{Activation, ConvSpec, Graph, Isa, PackedConv, Value};
 
 use crate::error::ModelError;
 use crate::weights::Weights;
@@ -122,6 +122,25 @@ pub fn conv(
         activation,
         isa,
     )?)
+}
+
+/// [`conv`] added to `g` on `x`, with `residual` summed in its epilogue: one node of a builder.
+///
+/// # Errors
+/// As [`conv`], and [`ModelError::Engine`] when the channels do not fit `x` or `residual`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_node(
+    g: &mut Graph,
+    x: Value,
+    w: &Weights,
+    bn: Option<&Weights>,
+    geometry: ConvGeometry,
+    activation: Activation,
+    isa: Isa,
+    residual: Option<Value>,
+) -> Result<Value, ModelError> {
+    let c = conv(w, bn, geometry, activation, isa)?;
+    Ok(g.conv(x, c, residual)?)
 }
 
 /// The transposed convolution `w.weight` (`[in, out/groups, kh, kw]`, PyTorch's

@@ -9,7 +9,7 @@ use burn::tensor::activation::relu;
 use colorize_engine::{Activation, Graph, Isa, Value};
 
 use crate::error::ModelError;
-use crate::layers::{ConvGeometry, conv};
+use crate::layers::{ConvGeometry, conv_node};
 use crate::weights::Weights;
 
 /// A 3x3 convolution without bias, padding 1 (torchvision's `conv3x3`).
@@ -141,33 +141,45 @@ pub fn basic_block_graph(
         };
         d.pp(c)
             .tensor("weight", &[out_channels, in_channels, 1, 1])?;
-        let c = conv(
+        let geometry = ConvGeometry::new(stride, 0);
+        conv_node(
+            g,
+            x,
             &d.pp(c),
             Some(&d.pp(b)),
-            ConvGeometry::new(stride, 0),
+            geometry,
             Activation::None,
             isa,
-        )?;
-        g.conv(x, c, None)?
+            None,
+        )?
     } else {
         x
     };
-    let c1 = conv(
-        &w.pp("conv1"),
-        Some(&w.pp("bn1")),
-        ConvGeometry::new(stride, 1),
+    let h = conv_bn_relu(g, x, w, 1, ConvGeometry::new(stride, 1), isa, None)?;
+    conv_bn_relu(g, h, w, 2, ConvGeometry::new(1, 1), isa, Some(identity))
+}
+
+/// `conv{i}` with `bn{i}` folded and ReLU (after `residual`, when given).
+fn conv_bn_relu(
+    g: &mut Graph,
+    x: Value,
+    w: &Weights,
+    i: usize,
+    geometry: ConvGeometry,
+    isa: Isa,
+    residual: Option<Value>,
+) -> Result<Value, ModelError> {
+    let (c, b) = (w.pp(format!("conv{i}")), w.pp(format!("bn{i}")));
+    conv_node(
+        g,
+        x,
+        &c,
+        Some(&b),
+        geometry,
         Activation::Relu,
         isa,
-    )?;
-    let h = g.conv(x, c1, None)?;
-    let c2 = conv(
-        &w.pp("conv2"),
-        Some(&w.pp("bn2")),
-        ConvGeometry::new(1, 1),
-        Activation::Relu,
-        isa,
-    )?;
-    Ok(g.conv(h, c2, Some(identity))?)
+        residual,
+    )
 }
 
 /// One ResNet stage as engine convolutions (see [`stage`]): `depth` basic blocks under `w.0`,
@@ -216,39 +228,22 @@ pub fn bottleneck_graph(
     let out = w.get("conv3.weight")?.shape[0];
     let identity = if w.contains("downsample.0.weight") {
         let d = w.pp("downsample");
-        let c = conv(
+        let geometry = ConvGeometry::new(stride, 0);
+        conv_node(
+            g,
+            x,
             &d.pp(0),
             Some(&d.pp(1)),
-            ConvGeometry::new(stride, 0),
+            geometry,
             Activation::None,
             isa,
-        )?;
-        g.conv(x, c, None)?
+            None,
+        )?
     } else {
         x
     };
-    let c1 = conv(
-        &w.pp("conv1"),
-        Some(&w.pp("bn1")),
-        ConvGeometry::new(1, 0),
-        Activation::Relu,
-        isa,
-    )?;
-    let h = g.conv(x, c1, None)?;
-    let c2 = conv(
-        &w.pp("conv2"),
-        Some(&w.pp("bn2")),
-        ConvGeometry::new(stride, 1),
-        Activation::Relu,
-        isa,
-    )?;
-    let h = g.conv(h, c2, None)?;
-    let c3 = conv(
-        &w.pp("conv3"),
-        Some(&w.pp("bn3")),
-        ConvGeometry::new(1, 0),
-        Activation::Relu,
-        isa,
-    )?;
-    Ok((g.conv(h, c3, Some(identity))?, out))
+    let h = conv_bn_relu(g, x, w, 1, ConvGeometry::new(1, 0), isa, None)?;
+    let h = conv_bn_relu(g, h, w, 2, ConvGeometry::new(stride, 1), isa, None)?;
+    let y = conv_bn_relu(g, h, w, 3, ConvGeometry::new(1, 0), isa, Some(identity))?;
+    Ok((y, out))
 }
