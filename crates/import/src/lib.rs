@@ -18,7 +18,7 @@
 //! Artistic, Stable and Video generators (spectral and weight norm folded into plain weights
 //! here).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -584,14 +584,9 @@ pub fn import_tensors(
         }
     };
     let config = model_config(kind, &checkpoint.path, &tensors)?;
-    let map: HashMap<String, TensorData> = tensors
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     // Building the graph checks every key and shape, and that no tensor is left over.
-    config
-        .network
-        .graph(&Weights::from_map(map, &checkpoint.path), Isa::detect())?;
+    let weights = Weights::from_map(tensors.into_iter().collect(), &checkpoint.path);
+    config.network.graph(&weights, Isa::detect())?;
     if !overwrite {
         for name in [CONFIG_FILE, WEIGHTS_FILE] {
             let p = out.join(name);
@@ -600,7 +595,8 @@ pub fn import_tensors(
             }
         }
     }
-    let weights = to_safetensors_bytes(&tensors, None)?;
+    let tensors = weights.tensors();
+    let bytes = to_safetensors_bytes(tensors.iter().map(|(k, t)| (k, *t)), None)?;
     let mut json = serde_json::to_value(&config).expect("a config serialises");
     json["imported_from"] = serde_json::json!({
         "file": checkpoint.path.file_name().map(|n| n.to_string_lossy().into_owned()),
@@ -619,7 +615,7 @@ pub fn import_tensors(
             source: std::io::Error::other(e.to_string()),
         })
     };
-    write(WEIGHTS_FILE, &weights)?;
+    write(WEIGHTS_FILE, &bytes)?;
     write(CONFIG_FILE, &json)?;
     Ok(ImportReport {
         kind,

@@ -263,8 +263,8 @@ impl Weights {
 ///
 /// # Errors
 /// [`ModelError::Weights`] if a tensor's values do not fill its shape.
-pub fn to_safetensors_bytes(
-    tensors: &BTreeMap<String, TensorData>,
+pub fn to_safetensors_bytes<'a, K: AsRef<str>>(
+    tensors: impl IntoIterator<Item = (K, &'a TensorData)>,
     metadata: Option<HashMap<String, String>>,
 ) -> Result<Vec<u8>, ModelError> {
     let err = |message: String| ModelError::Weights {
@@ -272,8 +272,9 @@ pub fn to_safetensors_bytes(
         message,
     };
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .iter()
+        .into_iter()
         .map(|(k, t)| {
+            let k = k.as_ref();
             if t.values.len() != t.shape.iter().product::<usize>() {
                 return Err(err(format!(
                     "{k}: {} values for shape {:?}",
@@ -282,7 +283,7 @@ pub fn to_safetensors_bytes(
                 )));
             }
             let b = t.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            Ok((k.clone(), b, t.shape.clone()))
+            Ok((k.to_string(), b, t.shape.clone()))
         })
         .collect::<Result<_, _>>()?;
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
