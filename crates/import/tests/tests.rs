@@ -23,6 +23,34 @@ fn reference() -> (Vec<f32>, Vec<f32>) {
     )
 }
 
+/// The largest absolute value.
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
+/// The largest absolute difference between two equally long slices.
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
+/// Predicted ab planes against the reference's `[batch, 2, h, w]` values, within 1e-4 of the
+/// reference's largest value.
+fn assert_ab_close(got: &[colorize_models::AbPlanes], want: &[f32], what: &str) {
+    let scale = max_abs(want);
+    let planes = got.iter().flat_map(|ab| [&ab.a, &ab.b]);
+    let mut start = 0;
+    for plane in planes {
+        let rel = max_diff(plane, &want[start..start + plane.len()]) / scale;
+        assert!(rel < 1e-4, "{what}: relative error {rel}");
+        start += plane.len();
+    }
+    assert_eq!(start, want.len(), "{what}: fewer planes than the reference");
+}
+
 /// Imports `checkpoint` into a fresh folder and checks the folder reproduces PyTorch's output.
 fn check_import(checkpoint: &str, sha256: &str) {
     let out = tempfile::tempdir().unwrap();
@@ -45,23 +73,7 @@ fn check_import(checkpoint: &str, sha256: &str) {
         .chunks_exact(h * w)
         .map(|p| c.prepare_resized(w, h, p))
         .collect();
-    let got = c.predict(&inputs).unwrap();
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    for (b, ab) in got.iter().enumerate() {
-        for (k, plane) in [&ab.a, &ab.b].into_iter().enumerate() {
-            let start = (b * 2 + k) * h * w;
-            let worst = plane
-                .iter()
-                .zip(&want[start..start + h * w])
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
-            assert!(
-                worst / scale < 1e-4,
-                "{checkpoint}: relative error {}",
-                worst / scale
-            );
-        }
-    }
+    assert_ab_close(&c.predict(&inputs).unwrap(), &want, checkpoint);
 }
 
 #[test]
@@ -242,18 +254,8 @@ fn check_deoldify(folder: &str, kind: Kind) {
         let w = want
             .get(key.as_str())
             .unwrap_or_else(|| panic!("{key} not in the reference"));
-        let scale = w.values.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-        let worst = t
-            .values
-            .iter()
-            .zip(&w.values)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(
-            worst / scale < 1e-5,
-            "{key}: relative error {}",
-            worst / scale
-        );
+        let rel = max_diff(&t.values, &w.values) / max_abs(&w.values).max(1e-6);
+        assert!(rel < 1e-5, "{key}: relative error {rel}");
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("artistic");
@@ -270,17 +272,8 @@ fn check_deoldify(folder: &str, kind: Kind) {
         let x = r.tensor(input, &[b, 3, s, s]).unwrap();
         let want = nhwc(r.tensor(output, &[b, 3, s, s]).unwrap(), b, 3, s, s);
         let got = graph.run(&nhwc(x, b, 3, s, s), b, s, s).unwrap();
-        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let worst = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(
-            worst / scale < 1e-4,
-            "{input}: relative error {}",
-            worst / scale
-        );
+        let rel = max_diff(&got, &want) / max_abs(&want);
+        assert!(rel < 1e-4, "{input}: relative error {rel}");
     }
 }
 
@@ -324,19 +317,7 @@ fn siggraph17_imports_and_matches_pytorch() {
         .map(|p| c.prepare_resized(w, h, p))
         .collect();
     assert_eq!(inputs[0].values.len(), 4 * h * w);
-    let got = c.predict(&inputs).unwrap();
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    for (b, ab) in got.iter().enumerate() {
-        for (k, plane) in [&ab.a, &ab.b].into_iter().enumerate() {
-            let start = (b * 2 + k) * h * w;
-            let worst = plane
-                .iter()
-                .zip(&want[start..start + h * w])
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
-            assert!(worst / scale < 1e-4, "relative error {}", worst / scale);
-        }
-    }
+    assert_ab_close(&c.predict(&inputs).unwrap(), want, "siggraph17");
 }
 
 /// A user hint through the public API (`Colorizer::add_hints`) gives PyTorch's output for the
@@ -372,24 +353,10 @@ fn siggraph17_user_hint_matches_pytorch() {
     );
     let got = c.predict(std::slice::from_ref(&input)).unwrap().remove(0);
     let without = c.predict_ab(l, w, h).unwrap();
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    for (k, plane) in [&got.a, &got.b].into_iter().enumerate() {
-        let worst = plane
-            .iter()
-            .zip(&want[k * h * w..(k + 1) * h * w])
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
-        assert!(worst / scale < 1e-4, "relative error {}", worst / scale);
-    }
+    assert_ab_close(std::slice::from_ref(&got), want, "siggraph17 with a hint");
     // The hint reaches the output (how far it pulls the colour is the trained weights' business;
     // these are random, and the values are PyTorch's, checked above).
-    let moved = got
-        .a
-        .iter()
-        .zip(&without.0)
-        .chain(got.b.iter().zip(&without.1))
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
+    let moved = max_diff(&got.a, &without.0).max(max_diff(&got.b, &without.1));
     assert!(moved > 0.1, "the hint changed ab by at most {moved}");
     // A model without hint input refuses hints.
     let eccv = tmp.path().join("eccv16");
