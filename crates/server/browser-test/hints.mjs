@@ -4,21 +4,14 @@
 // the bundled model, which takes none.
 // Usage: node hints.mjs URL PHOTO
 // Prints one JSON line; exits non-zero on any failure. Uses /usr/bin/chromium (or $CHROMIUM).
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 
 const [url, photo] = process.argv.slice(2);
 if (!url || !photo) {
   console.error("usage: node hints.mjs URL PHOTO");
   process.exit(2);
 }
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 let failed = null;
 try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });

@@ -3,7 +3,7 @@
 // Usage: node upload.mjs URL PHOTO SCREENSHOT.png
 // Prints one JSON line; exits non-zero on any failure. Never downloads a browser: it uses
 // /usr/bin/chromium (or $CHROMIUM).
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 
 const [url, photo, shot] = process.argv.slice(2);
 if (!url || !photo || !shot) {
@@ -11,14 +11,7 @@ if (!url || !photo || !shot) {
   process.exit(2);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 let failed = null;
 try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });

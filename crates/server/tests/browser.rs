@@ -31,32 +31,28 @@ fn missing_prerequisite(dir: &Path) -> Option<String> {
     None
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn page_uploads_a_photo_and_shows_it_in_colour() {
+/// The browser-test folder, or `None` (after saying why) when a prerequisite is missing outside
+/// CI; under CI a missing prerequisite fails the test.
+fn browser_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser-test");
     if let Some(why) = missing_prerequisite(&dir) {
         if std::env::var_os("CI").is_some() {
             panic!("browser test cannot run under CI: {why}");
         }
         eprintln!("SKIPPED browser test: {why}");
-        return;
+        return None;
     }
-    let t = TestApp::new();
-    let (addr, stop, server) = t.serve_on_socket().await;
+    Some(dir)
+}
 
-    let shots = tempfile::tempdir().expect("tempdir");
-    let shot = shots.path().join("web-app.png");
-    let url = format!("http://{addr}/");
-    let photo = example_photo();
-    let script_dir = dir.clone();
-    let shot_arg = shot.clone();
+/// Runs `node SCRIPT ARGS...` in the browser-test folder off the async runtime, asserts that it
+/// succeeded, and returns the one JSON line it prints.
+async fn run_node(dir: PathBuf, script: &'static str, args: Vec<PathBuf>) -> serde_json::Value {
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .arg("upload.mjs")
-            .arg(&url)
-            .arg(&photo)
-            .arg(&shot_arg)
-            .current_dir(&script_dir)
+            .arg(script)
+            .args(&args)
+            .current_dir(&dir)
             .output()
             .expect("node runs")
     })
@@ -66,9 +62,21 @@ async fn page_uploads_a_photo_and_shows_it_in_colour() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "browser test failed:\n{stdout}\n{stderr}"
+        "{script} failed:\n{stdout}\n{stderr}"
     );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    serde_json::from_str(stdout.trim()).expect("one JSON line")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_uploads_a_photo_and_shows_it_in_colour() {
+    let Some(dir) = browser_dir() else { return };
+    let t = TestApp::new();
+    let (addr, stop, server) = t.serve_on_socket().await;
+
+    let shots = tempfile::tempdir().expect("tempdir");
+    let shot = shots.path().join("web-app.png");
+    let url = PathBuf::from(format!("http://{addr}/"));
+    let report = run_node(dir, "upload.mjs", vec![url, example_photo(), shot.clone()]).await;
     assert_eq!(report["ok"], true);
     assert_eq!(report["width"], 640);
     assert_eq!(report["height"], 466);
@@ -96,14 +104,7 @@ async fn page_uploads_a_photo_and_shows_it_in_colour() {
 /// `sig`: shown only for it, a click paints a hint and the photo comes back different.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_paints_colour_hints_for_a_model_that_takes_them() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser-test");
-    if let Some(why) = missing_prerequisite(&dir) {
-        if std::env::var_os("CI").is_some() {
-            panic!("browser test cannot run under CI: {why}");
-        }
-        eprintln!("SKIPPED browser test: {why}");
-        return;
-    }
+    let Some(dir) = browser_dir() else { return };
     let models = tempfile::tempdir().expect("tempdir");
     let sig = models.path().join("sig");
     colorize_import::import(
@@ -121,26 +122,8 @@ async fn page_paints_colour_hints_for_a_model_that_takes_them() {
         })
     });
     let (addr, stop, server) = t.serve_on_socket().await;
-    let url = format!("http://{addr}/");
-    let photo = example_photo();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("hints.mjs")
-            .arg(&url)
-            .arg(&photo)
-            .current_dir(&dir)
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "hints browser test failed:\n{stdout}\n{stderr}"
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let url = PathBuf::from(format!("http://{addr}/"));
+    let report = run_node(dir, "hints.mjs", vec![url, example_photo()]).await;
     assert_eq!(report["answers"], 2);
     assert_eq!(report["differ"], true);
     let _ = stop.send(());
