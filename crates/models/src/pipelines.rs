@@ -363,12 +363,11 @@ pub fn run(
     image: &DynamicImage,
     hints: &[Hint],
 ) -> Result<Option<RgbImage>, ModelError> {
-    let photo = image.to_rgb8();
     match pipeline {
         Pipeline::Colorize => Ok(None),
-        Pipeline::Zhang => zhang(c, &photo, hints).map(Some),
+        Pipeline::Zhang => zhang(c, &image.to_rgb8(), hints).map(Some),
         Pipeline::Deoldify if !hints.is_empty() => Err(ModelError::HintsUnsupported),
-        Pipeline::Deoldify => deoldify(c, &photo).map(Some),
+        Pipeline::Deoldify => deoldify(c, &image.to_rgb8()).map(Some),
     }
 }
 
