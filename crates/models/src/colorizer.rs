@@ -84,6 +84,29 @@ enum Layout {
     Nchw,
 }
 
+/// Where a [`Colorizer`]'s safetensors bytes come from when they are needed again.
+#[derive(Debug, Clone)]
+enum WeightBytes {
+    /// Held in memory and shared (the bundled model, a network being trained).
+    Shared(Arc<[u8]>),
+    /// A model folder's `model.safetensors`, read again when needed.
+    File(PathBuf),
+}
+
+impl WeightBytes {
+    fn read(&self) -> Result<std::borrow::Cow<'_, [u8]>, ModelError> {
+        match self {
+            Self::Shared(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            Self::File(p) => std::fs::read(p)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|source| ModelError::Io {
+                    path: p.clone(),
+                    source,
+                }),
+        }
+    }
+}
+
 /// A loaded model ready to colourise photos, in three stages that batch engines and video can
 /// drive separately: [`Colorizer::prepare`] (full-size L → network input),
 /// [`Colorizer::predict`] (a batch of inputs → ab) and [`Colorizer::join`] (ab + full-size L →
@@ -95,9 +118,9 @@ enum Layout {
 #[derive(Debug, Clone)]
 pub struct Colorizer {
     config: ModelConfig,
-    /// The safetensors bytes the model was loaded from (or serialised to, for a network in
-    /// memory), and where they came from.
-    bytes: Arc<Vec<u8>>,
+    /// Where the safetensors bytes can be read again (for another kernel family or burn's
+    /// network), and the name errors give them.
+    weights: WeightBytes,
     source: PathBuf,
     device: Device,
     render_size: u32,
@@ -118,7 +141,7 @@ impl Colorizer {
     /// # Errors
     /// [`ModelError::Weights`] if the weights cannot be serialised.
     pub fn new(network: Network, config: ModelConfig, device: Device) -> Result<Self, ModelError> {
-        let bytes = weights_to_bytes(&network)?;
+        let bytes = WeightBytes::Shared(weights_to_bytes(&network)?.into());
         let source = PathBuf::from("<network in memory>");
         let c = Self::assemble(config, bytes, source, device);
         c.network
@@ -127,12 +150,17 @@ impl Colorizer {
         Ok(c)
     }
 
-    fn assemble(config: ModelConfig, bytes: Vec<u8>, source: PathBuf, device: Device) -> Self {
+    fn assemble(
+        config: ModelConfig,
+        weights: WeightBytes,
+        source: PathBuf,
+        device: Device,
+    ) -> Self {
         Self {
             render_size: config.render_size,
             saturation: config.saturation,
             config,
-            bytes: Arc::new(bytes),
+            weights,
             source,
             device,
             engine: EngineKind::default(),
@@ -145,12 +173,32 @@ impl Colorizer {
     /// Loads a model directory (`config.json` + `model.safetensors`) and builds its engine graph
     /// (which checks every weight against the config); no burn module is created.
     ///
+    /// Only the packed engine weights stay in memory: the file's bytes and the named tensors are
+    /// dropped once the graph is built (the file is read again for another kernel family or for
+    /// burn's network), so a model's weights are held once, not three times.
+    ///
     /// # Errors
     /// [`ModelError::Io`] when a file is missing or unreadable, then as
     /// [`Colorizer::from_bytes`].
     pub fn load(dir: &Path, device: &Device) -> Result<Self, ModelError> {
-        let (config, weights) = read_model_dir(dir)?;
-        Self::from_bytes(&config, weights, dir, device)
+        let (config_json, bytes) = read_model_dir(dir)?;
+        let config = ModelConfig::from_json(&config_json, &dir.join(CONFIG_FILE))?;
+        let source = dir.join(WEIGHTS_FILE);
+        let graph = {
+            let named = Weights::from_bytes(&bytes, &source)?;
+            drop(bytes);
+            config.network.graph(&named, Isa::detect())?
+        };
+        let c = Self::assemble(
+            config,
+            WeightBytes::File(source.clone()),
+            source,
+            device.clone(),
+        );
+        c.compiled
+            .set(Ok(Arc::new(graph)))
+            .expect("a new cell is empty");
+        Ok(c)
     }
 
     /// Loads a model from memory (the bundled model); `name` names it in errors.
@@ -161,15 +209,17 @@ impl Colorizer {
     /// [`ModelError::UnexpectedWeight`] when the weights do not fit the architecture.
     pub fn from_bytes(
         config_json: &[u8],
-        weights: Vec<u8>,
+        weights: Arc<[u8]>,
         name: &Path,
         device: &Device,
     ) -> Result<Self, ModelError> {
         let config = ModelConfig::from_json(config_json, &name.join(CONFIG_FILE))?;
         let source = name.join(WEIGHTS_FILE);
-        let named = Weights::from_bytes(&weights, &source)?;
-        let graph = config.network.graph(&named, Isa::detect())?;
-        let c = Self::assemble(config, weights, source, device.clone());
+        let graph = {
+            let named = Weights::from_bytes(&weights, &source)?;
+            config.network.graph(&named, Isa::detect())?
+        };
+        let c = Self::assemble(config, WeightBytes::Shared(weights), source, device.clone());
         c.compiled
             .set(Ok(Arc::new(graph)))
             .expect("a new cell is empty");
@@ -213,8 +263,8 @@ impl Colorizer {
     /// As [`crate::NetworkConfig::graph`].
     pub fn graph(&self) -> Result<Arc<Graph>, ModelError> {
         let built = self.compiled.get_or_init(|| {
-            let weights =
-                Weights::from_bytes(&self.bytes, &self.source).map_err(|e| e.to_string())?;
+            let bytes = self.weights.read().map_err(|e| e.to_string())?;
+            let weights = Weights::from_bytes(&bytes, &self.source).map_err(|e| e.to_string())?;
             self.config
                 .network
                 .graph(&weights, self.isa)
@@ -235,7 +285,8 @@ impl Colorizer {
                 .network
                 .init(&self.device)
                 .map_err(|e| e.to_string())?;
-            load_weights(&mut network, self.bytes.to_vec(), &self.source)
+            let bytes = self.weights.read().map_err(|e| e.to_string())?;
+            load_weights(&mut network, bytes.into_owned(), &self.source)
                 .map(|()| Arc::new(network))
                 .map_err(|e| e.to_string())
         });

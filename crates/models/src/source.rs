@@ -75,7 +75,7 @@ impl ModelSource {
                 weights,
             } => Colorizer::from_bytes(
                 config_json,
-                weights.to_vec(),
+                weights.clone(),
                 Path::new(&format!("<model {name}>")),
                 device,
             )?,
