@@ -15,6 +15,9 @@ Writes into the folder:
     photo.png              the input: a 200x150 crop of examples/1864UnionSoldier.jpg, 8-bit RGB
     zhang-eccv16.png       Zhang's demo pipeline (256x256 bicubic, skimage Lab, bilinear ab,
                            lab2rgb, floor(255 x)) with crates/models/tests/fixtures/eccv16
+    deoldify-artistic-colour.png, deoldify-stable-colour.png
+                           the network's colour inside DeOldify's pipeline (64x64, after the
+                           truncation to 8 bits): the test checks the post-processing from it
     deoldify-artistic.png  DeOldify's pipeline at render factor 4 (64x64; bilinear, 601 luma,
                            ImageNet normalisation, truncation, bilinear back, OpenCV YUV
                            luminance transfer) with crates/models/tests/fixtures/deoldify
@@ -62,7 +65,7 @@ def zhang(photo, net):
     return np.floor(np.clip(rgb, 0, 1) * 255).astype(np.uint8)   # plt.imsave
 
 
-def deoldify(photo, net, render_factor):
+def deoldify(photo, net, render_factor, raw_out=None):
     sz = render_factor * 16
     model_image = photo.resize((sz, sz), resample=Image.BILINEAR)
     model_image = model_image.convert("LA").convert("RGB")
@@ -73,6 +76,8 @@ def deoldify(photo, net, render_factor):
         out = net((x - mean) / std)
     out = (out * std + mean).clamp(0, 1)[0].permute(1, 2, 0).numpy()
     raw = Image.fromarray((out * 255).astype(np.uint8))
+    if raw_out:
+        raw.save(raw_out)
     raw = raw.resize(photo.size, resample=Image.BILINEAR)
     color_yuv = cv2.cvtColor(np.asarray(raw), cv2.COLOR_RGB2YUV)
     orig_yuv = cv2.cvtColor(np.asarray(photo), cv2.COLOR_RGB2YUV)
@@ -100,7 +105,8 @@ def main():
     d = deo.DynamicUnetDeep(deo.REDUCED_WIDTHS)
     d.load_state_dict(torch.load(os.path.join(REPO, "crates/models/tests/fixtures/deoldify/checkpoint.pth")))
     d.eval()
-    Image.fromarray(deoldify(photo, d, 4)).save(os.path.join(out, "deoldify-artistic.png"))
+    Image.fromarray(deoldify(photo, d, 4, os.path.join(out, "deoldify-artistic-colour.png"))).save(
+        os.path.join(out, "deoldify-artistic.png"))
 
     sig = load("siggraph17")
     g = sig.SIGGRAPHGenerator(sig.REDUCED)
@@ -111,9 +117,10 @@ def main():
     wide = deo.DynamicUnetWide(deo.REDUCED_WIDE_WIDTHS, deo.REDUCED_WIDE_DEPTHS, deo.REDUCED_WIDE_NF)
     wide.load_state_dict(torch.load(os.path.join(REPO, "crates/models/tests/fixtures/deoldify-wide/checkpoint.pth")))
     wide.eval()
-    Image.fromarray(deoldify(photo, wide, 4)).save(os.path.join(out, "deoldify-stable.png"))
+    Image.fromarray(deoldify(photo, wide, 4, os.path.join(out, "deoldify-stable-colour.png"))).save(
+        os.path.join(out, "deoldify-stable.png"))
     for f in ("photo.png", "zhang-eccv16.png", "deoldify-artistic.png", "zhang-siggraph17.png",
-              "deoldify-stable.png"):
+              "deoldify-stable.png", "deoldify-artistic-colour.png", "deoldify-stable-colour.png"):
         os.chmod(os.path.join(out, f), 0o644)
     print("written", out)
 

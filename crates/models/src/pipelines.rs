@@ -297,8 +297,24 @@ fn yuv_to_rgb([y, u, v]: [i32; 3]) -> [u8; 3] {
     [r, g, b].map(|c| c.clamp(0, 255) as u8)
 }
 
-/// DeOldify's `ColorizerFilter` pipeline (`deoldify.md` §2, watermark left out).
+/// DeOldify's `ColorizerFilter` pipeline (`deoldify.md` §2, watermark left out): the network's
+/// colour at render size, then [`deoldify_post_process`].
 fn deoldify(c: &Colorizer, photo: &RgbImage) -> Result<RgbImage, ModelError> {
+    let colour = deoldify_colour(c, photo)?;
+    Ok(deoldify_post_process(photo, &colour))
+}
+
+/// Steps 1-5 of DeOldify's pipeline (`deoldify.md` §2): `photo` stretched to the network size
+/// with Pillow's bilinear filter, made gray with Pillow's 601 luma, normalised with the model's
+/// `gray_rgb` mean and std, run through the network, denormalised with the `rgb` output's mean and
+/// std, clamped to 0..=1 and truncated to 8 bits (numpy's `astype(uint8)`).
+///
+/// Returns the network's colour, 8-bit RGB at the network size (`render factor x 16` squared).
+///
+/// # Errors
+/// [`ModelError::Inference`] when the model's `io` is not `gray_rgb` in and `rgb` out, then as
+/// [`Colorizer::predict_raw`].
+pub fn deoldify_colour(c: &Colorizer, photo: &RgbImage) -> Result<RgbImage, ModelError> {
     let (w, h) = (photo.width() as usize, photo.height() as usize);
     let (nw, nh) = c.network_size(w, h);
     let small = pillow_resize(photo, nw as u32, nh as u32, Filter::Bilinear);
@@ -341,15 +357,25 @@ fn deoldify(c: &Colorizer, photo: &RgbImage) -> Result<RgbImage, ModelError> {
             raw.push(((y[k * n + i] * std[k] + mean[k]).clamp(0.0, 1.0) * 255.0) as u8);
         }
     }
-    let colour = RgbImage::from_raw(ow as u32, oh as u32, raw).expect("sized");
-    let colour = pillow_resize(&colour, w as u32, h as u32, Filter::Bilinear);
-    let mut out = RgbImage::new(w as u32, h as u32);
+    Ok(RgbImage::from_raw(ow as u32, oh as u32, raw).expect("sized"))
+}
+
+/// Steps 6-7 of DeOldify's pipeline (`deoldify.md` §2), in integer arithmetic exactly as Pillow
+/// and OpenCV do them: `colour` (8-bit RGB, any size) resized to `photo`'s size with Pillow's
+/// bilinear filter, then OpenCV's 8-bit YUV: Y from `photo`, U and V from the colour.
+///
+/// Returns the colourised photo, 8-bit RGB at `photo`'s size. A gray `photo` and a gray
+/// `colour` give back `photo` exactly.
+pub fn deoldify_post_process(photo: &RgbImage, colour: &RgbImage) -> RgbImage {
+    let (w, h) = photo.dimensions();
+    let colour = pillow_resize(colour, w, h, Filter::Bilinear);
+    let mut out = RgbImage::new(w, h);
     for ((o, c), q) in photo.pixels().zip(colour.pixels()).zip(out.pixels_mut()) {
         let [y, _, _] = rgb_to_yuv(o.0);
         let [_, u, v] = rgb_to_yuv(c.0);
         q.0 = yuv_to_rgb([y, u, v]);
     }
-    Ok(out)
+    out
 }
 
 /// Runs `pipeline` on `image` (made 8-bit RGB, as the reference code opens photos).
@@ -388,6 +414,33 @@ mod tests {
                 .all(|(a, b)| a.abs_diff(b) <= 2),
             "{back:?}"
         );
+    }
+
+    #[test]
+    fn deoldify_post_process_keeps_the_photo_luminance() {
+        // A gray colour leaves a gray photo exactly as it was, whatever the colour's size.
+        let photo = RgbImage::from_fn(30, 20, |x, y| {
+            let v = (x * 8 + y * 3) as u8;
+            image::Rgb([v, v, v])
+        });
+        let gray = RgbImage::from_pixel(7, 5, image::Rgb([90, 90, 90]));
+        assert_eq!(deoldify_post_process(&photo, &gray), photo);
+        // A colour brings its chroma and keeps the photo's Y within OpenCV's rounding (for Y
+        // far enough from 0 and 255 that no channel clips).
+        let photo = RgbImage::from_fn(30, 20, |x, y| {
+            let v = (60 + x * 2 + y) as u8;
+            image::Rgb([v, v, v])
+        });
+        let red = RgbImage::from_pixel(4, 4, image::Rgb([200, 40, 40]));
+        let out = deoldify_post_process(&photo, &red);
+        for (o, p) in out.pixels().zip(photo.pixels()) {
+            assert!(o.0[0] > o.0[1], "{o:?} is not reddish");
+            let y = rgb_to_yuv(o.0)[0];
+            assert!(
+                (y - p.0[0] as i32).abs() <= 2,
+                "{o:?} lost the luminance {p:?}"
+            );
+        }
     }
 
     #[test]
