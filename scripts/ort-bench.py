@@ -61,7 +61,23 @@ The check input (`--check`) is the deterministic ramp
 `l[y, x] = 2 * (x + y) / (W + H - 2) - 1` of shape [1, 1, H, W] (already normalised, -1..1),
 unless `--check-input FILE.npy` gives one; `--check-out` gets ORT's [1, 2, H, W] float32 output
 (and `<stem>.input.npy` beside it gets the input).
+Imported networks (`--imported`, needs PyTorch as well: `pip install torch onnxscript`): builds the
+published colourisers at their published widths with random weights from the modules in
+scripts/reference/ (written from ../shared/reference/), saves each in the published file layout
+(torch.save of the state dict), imports it with `colorize import`, exports the same module to ONNX
+(torch.onnx.export, opset 17), and per round times the network alone at its default size in
+PyTorch (eval, no_grad, float32, torch.set_num_threads = --threads), in ONNX Runtime (a process of
+its own; peak memory from its VmHWM) and with `colorize bench --model DIR --network-only` (the
+native engine, its own VmHWM), alternating, then prints medians and ratios (below 1: the engine is
+faster):
+
+    /tmp/torchenv/bin/python scripts/ort-bench.py --colorize target/release/colorize \
+        --imported eccv16,siggraph17,deoldify-artistic,deoldify-stable --rounds 2 --iterations 3
+
+DeOldify's spectral-norm vectors get one power iteration first, as a trained checkpoint's have.
+deoldify-video has deoldify-stable's network (only the default render size differs: 336).
 """
+
 
 from __future__ import annotations
 
@@ -515,6 +531,143 @@ def fmt_ms(ms, gflop):
     return f"{ms:9.{2 if ms < 10 else 1}f} ({gflop / (ms / 1e3):5.1f})"
 
 
+# ---------------------------------------------------------------------------------------------
+# Imported networks (--imported): PyTorch, ONNX Runtime and the engine on the same random weights.
+
+IMPORTED = ("eccv16", "siggraph17", "deoldify-artistic", "deoldify-stable", "deoldify-video")
+
+
+def load_reference(name):
+    import importlib.util
+    here = Path(__file__).resolve().parent / "reference" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, here)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def imported_network(kind):
+    """(module in eval mode, default size, input channels) of `kind` at its published widths."""
+    import torch
+    if kind == "eccv16":
+        m = load_reference("eccv16")
+        m.WIDTHS = [64, 128, 256, 512, 512, 512, 512]
+        m.DECODER = 256
+        return m.ECCVGenerator().eval(), 256, 1
+    if kind == "siggraph17":
+        m = load_reference("siggraph17")
+        return m.SIGGRAPHGenerator(m.FULL).eval(), 256, 4
+    m = load_reference("deoldify")
+    if kind == "deoldify-artistic":
+        net, size = m.DynamicUnetDeep(m.FULL_WIDTHS), 560
+    else:
+        net = m.DynamicUnetWide(m.FULL_WIDE_WIDTHS, m.FULL_WIDE_DEPTHS, m.FULL_WIDE_NF)
+        size = 336 if kind == "deoldify-video" else 560
+    with torch.no_grad():  # one power iteration, so spectral norm's u and v fit the weights
+        net.train()
+        net(torch.rand(1, 3, 64, 64))
+    return net.eval(), size, 3
+
+
+def torch_ms(net, x, iterations):
+    import torch
+    with torch.no_grad():
+        net(*x)  # warm-up
+        times = []
+        for _ in range(iterations):
+            t = time.perf_counter()
+            net(*x)
+            times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times), min(times)
+
+
+ORT_CHILD = """
+import json, statistics, sys, time
+import numpy as np, onnxruntime as ort
+path, iterations, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+o = ort.SessionOptions()
+o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+o.intra_op_num_threads = threads
+s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
+feed = {i.name: np.random.rand(*i.shape).astype(np.float32) for i in s.get_inputs()}
+s.run(None, feed)
+t = []
+for _ in range(iterations):
+    a = time.perf_counter(); s.run(None, feed); t.append((time.perf_counter() - a) * 1e3)
+# VmHWM belongs to this process's own address space (ru_maxrss would carry the parent's peak
+# across fork and exec).
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1]
+print(json.dumps([statistics.median(t), min(t), int(hwm) / 1024]))
+"""
+
+
+def ort_child_ms(onnx_path, iterations, threads):
+    out = subprocess.run([sys.executable, "-c", ORT_CHILD, str(onnx_path), str(iterations),
+                          str(threads)], check=True, capture_output=True, text=True).stdout
+    return tuple(json.loads(out))
+
+
+def engine_ms(colorize, model, size, iterations, threads):
+    out = subprocess.run(
+        colorize + ["bench", "--model", str(model), "--network-only", "--batch", "0", "--json",
+                    "--iterations", str(iterations), "--network-size", f"{size}x{size}",
+                    "--threads", str(threads)],
+        check=True, capture_output=True, text=True).stdout
+    report = json.loads(out)
+    r = report["network"][0]
+    return r["median_ms"], r["min_ms"], report.get("peak_rss_mib")
+
+
+def imported_main(kinds, colorize, threads, iterations, rounds) -> int:
+    import tempfile
+
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    work = Path(tempfile.mkdtemp(prefix="ort-bench-imported-"))
+    nets = []
+    for kind in kinds:
+        net, size, cin = imported_network(kind)
+        ckpt = work / f"{kind}.pth"
+        torch.save(net.state_dict(), ckpt)
+        model = work / kind
+        subprocess.run(colorize + ["import", str(ckpt), "--kind", kind, "--out", str(model)],
+                       check=True)
+        if cin == 4:  # siggraph17: L, then ab hints and their mask (automatic mode: none)
+            x = (torch.rand(1, 1, size, size) * 100.0, torch.zeros(1, 2, size, size),
+                 torch.zeros(1, 1, size, size))
+        else:
+            x = (torch.rand(1, cin, size, size) * (100.0 if cin == 1 else 1.0),)
+        onnx_path = work / f"{kind}.onnx"
+        torch.onnx.export(net, x, str(onnx_path), opset_version=17, dynamo=False)
+        nets.append((kind, net, size, model, x, onnx_path))
+
+    rows = {n[0]: ([], [], []) for n in nets}
+    for r in range(rounds):
+        for kind, net, size, model, x, onnx_path in nets:
+            t = torch_ms(net, x, iterations)
+            o = ort_child_ms(onnx_path, iterations, threads)
+            e = engine_ms(colorize, model, size, iterations, threads)
+            for col, v in zip(rows[kind], (t, e, o)):
+                col.append(v)
+            print(f"round {r}: {kind} {size}x{size}: PyTorch {t[0]:.0f} ms, ORT {o[0]:.0f} ms "
+                  f"({o[2]:.0f} MiB), engine {e[0]:.0f} ms ({e[2]:.0f} MiB)", file=sys.stderr)
+    print(f"torch {torch.__version__}, {threads} threads, {rounds} rounds of {iterations} runs")
+    print("| network | size | PyTorch ms | ONNX Runtime ms | engine ms | engine / ORT | "
+          "engine / PyTorch | best: ORT / engine | peak MiB: ORT / engine |")
+    print("|---|---|---:|---:|---:|---:|---:|---|---|")
+    for kind, _, size, _, _, _ in nets:
+        t, e, o = rows[kind]
+        tm = statistics.median(v[0] for v in t)
+        em = statistics.median(v[0] for v in e)
+        om = statistics.median(v[0] for v in o)
+        ob, eb = min(v[1] for v in o), min(v[1] for v in e)
+        orss, erss = max(v[2] for v in o), max(v[2] or 0 for v in e)
+        print(f"| {kind} | {size}x{size} | {tm:.0f} | {om:.0f} | {em:.0f} | {em / om:.2f} | "
+              f"{em / tm:.2f} | {ob:.0f} / {eb:.0f} | {orss:.0f} / {erss:.0f} |")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         description="Time colorize's U-Net in ONNX Runtime (CPU) beside the Rust engines.",
@@ -548,8 +701,18 @@ def main(argv=None) -> int:
     ap.add_argument("--verify-numpy", action="store_true",
                     help="compare ORT with a pure-numpy reference at the first size (default "
                     "64x64) and exit")
+    ap.add_argument("--imported", metavar="KIND,...",
+                    help="time these imported networks instead (" + ", ".join(IMPORTED) +
+                    "; needs PyTorch)")
     args = ap.parse_args(argv)
 
+    if args.imported:
+        kinds = args.imported.split(",")
+        for k in kinds:
+            if k not in IMPORTED:
+                ap.error(f"--imported: unknown network {k!r} (known: {', '.join(IMPORTED)})")
+        return imported_main(kinds, colorize_command(args.colorize), args.threads,
+                             args.iterations, args.rounds)
     if args.make_model:
         make_model(args.make_model, args.preset, args.seed)
         return 0
