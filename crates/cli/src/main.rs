@@ -13,6 +13,7 @@ mod inputs;
 mod serve;
 #[cfg(feature = "train")]
 mod train;
+mod video;
 
 use std::process::ExitCode;
 
@@ -58,6 +59,12 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Convert a published colouriser's PyTorch checkpoint into a model folder (`--model DIR`).
     Import(import::ImportArgs),
+    /// Colourise a black-and-white video (FFmpeg in and out; audio and subtitles copied), with
+    /// colour carried along the motion to avoid flicker.
+    Video(video::VideoArgs),
+    /// Measure flicker (warping error, CDC), colourfulness and PSNR of frame-by-frame and
+    /// temporal colourisation on a colour video (made gray first).
+    EvalVideo(video::EvalVideoArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +84,8 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::bench(a),
         Command::Serve(a) => serve::serve(a),
         Command::Import(a) => import::import(a),
+        Command::Video(a) => video::video(a),
+        Command::EvalVideo(a) => video::eval_video(a),
     };
     match result {
         Ok(code) => code,
