@@ -208,12 +208,18 @@ fn in_gamut(lin: [f32; 3]) -> bool {
 /// `0..=100`.
 #[inline]
 pub fn lab_to_srgb_pixel_gamut_mapped(lab: [f32; 3]) -> [f32; 3] {
+    gamut_mapped_linear(lab).map(linear_to_srgb)
+}
+
+/// The linear sRGB (each component clamped to `0..=1`) of [`lab_to_srgb_pixel_gamut_mapped`].
+#[inline]
+fn gamut_mapped_linear(lab: [f32; 3]) -> [f32; 3] {
     let l = lab[0].clamp(0.0, 100.0);
     if lab[1] == 0.0 && lab[2] == 0.0 {
         // Neutral: R = G = B exactly (the 7-digit matrices would leave ~1e-7 differences that
         // occasionally round to different 8-bit values).
-        let g = lightness_to_srgb_gray(l);
-        return [g, g, g];
+        let y = lab_f_inv((l + 16.0) / 116.0).clamp(0.0, 1.0);
+        return [y, y, y];
     }
     let mut lin = lab_to_linear_srgb([l, lab[1], lab[2]]);
     if !in_gamut(lin) {
@@ -229,11 +235,59 @@ pub fn lab_to_srgb_pixel_gamut_mapped(lab: [f32; 3]) -> [f32; 3] {
         }
         lin = lab_to_linear_srgb([l, lab[1] * lo, lab[2] * lo]);
     }
-    [
-        linear_to_srgb(lin[0].clamp(0.0, 1.0)),
-        linear_to_srgb(lin[1].clamp(0.0, 1.0)),
-        linear_to_srgb(lin[2].clamp(0.0, 1.0)),
-    ]
+    lin.map(|c| c.clamp(0.0, 1.0))
+}
+
+/// Buckets of the linear → 8-bit sRGB table: narrower than the closest two rounding thresholds
+/// (`1 / (255 · 12.92)` apart, in the curve's linear toe), so a bucket holds at most one.
+const SRGB8_BUCKETS: usize = 16384;
+
+/// `(codes, thresholds)`: `thresholds[v]` (v in 1..=255) is the linear value from which the
+/// 8-bit sRGB code rounds to at least v, `srgb_to_linear((v − 0.5) / 255)` (`thresholds[0] = −∞`,
+/// `thresholds[256] = +∞`); `codes[i]` is the code at the bucket's lower edge `i / (N − 1)`.
+static SRGB8_ENCODE: LazyLock<(Vec<u8>, [f32; 257])> = LazyLock::new(|| {
+    let mut t = [0f32; 257];
+    t[0] = f32::NEG_INFINITY;
+    for (v, tv) in t.iter_mut().enumerate().take(256).skip(1) {
+        *tv = srgb_to_linear((v as f32 - 0.5) / 255.0);
+    }
+    t[256] = f32::INFINITY;
+    let codes = (0..SRGB8_BUCKETS)
+        .map(|i| {
+            let x = i as f32 / (SRGB8_BUCKETS - 1) as f32;
+            (t[1..256].iter().filter(|&&tv| tv <= x).count()) as u8
+        })
+        .collect();
+    (codes, t)
+});
+
+/// Linear sRGB (`0..=1`, clamped) → the 8-bit sRGB code nearest to its encoded value: one table
+/// read and one comparison.
+#[inline]
+pub fn linear_to_srgb8(c: f32) -> u8 {
+    let (codes, t) = &*SRGB8_ENCODE;
+    let c = c.clamp(0.0, 1.0);
+    let v = codes[(c * (SRGB8_BUCKETS - 1) as f32) as usize];
+    v + u8::from(c >= t[v as usize + 1])
+}
+
+/// As [`lab_planar_to_srgb`], straight to 8-bit sRGB (`rgb.len() == 3 * l.len()`): the video
+/// path, which never needs the float image. Agrees with rounding the float result to within one
+/// level (exactly except where that result sits on a rounding boundary).
+pub fn lab_planar_to_srgb8(l: &[f32], a: &[f32], b: &[f32], rgb: &mut [u8]) {
+    assert!(rgb.len() == 3 * l.len() && l.len() == a.len() && a.len() == b.len());
+    rgb.par_chunks_mut(3 * CHUNK)
+        .zip(l.par_chunks(CHUNK))
+        .zip(a.par_chunks(CHUNK))
+        .zip(b.par_chunks(CHUNK))
+        .for_each(|(((rgb, l), a), b)| {
+            for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
+                let lin = gamut_mapped_linear([l[i], a[i], b[i]]);
+                px[0] = linear_to_srgb8(lin[0]);
+                px[1] = linear_to_srgb8(lin[1]);
+                px[2] = linear_to_srgb8(lin[2]);
+            }
+        });
 }
 
 /// Interleaved sRGB (`[r, g, b, r, g, b, ...]`, components `0.0..=1.0`) → planar CIELAB.
@@ -358,6 +412,62 @@ mod tests {
         // Continuity at the IEC 61966-2-1 breakpoint.
         assert!((srgb_to_linear(0.040_45) - 0.040_45 / 12.92).abs() < 1e-7);
         assert!((srgb_to_linear(0.040_46) - srgb_to_linear(0.040_45)).abs() < 1e-5);
+    }
+
+    #[test]
+    fn srgb8_table_rounds_like_the_exact_curve() {
+        // Every 8-bit code's own linear value maps back to it, and a dense sweep of linear
+        // values matches the f64 curve rounded, except within 1e-5 of a rounding boundary.
+        for v in 0..=255u8 {
+            assert_eq!(linear_to_srgb8(srgb_to_linear(v as f32 / 255.0)), v);
+        }
+        let exact = |c: f64| {
+            let s = if c <= 0.003_130_8 {
+                12.92 * c
+            } else {
+                1.055 * c.powf(1.0 / 2.4) - 0.055
+            };
+            s * 255.0
+        };
+        let mut off = 0;
+        for i in 0..=200_000 {
+            let c = i as f64 / 200_000.0;
+            let e = exact(c);
+            let got = linear_to_srgb8(c as f32) as f64;
+            if (got - e.round()).abs() > 0.0 {
+                assert!((e - e.floor() - 0.5).abs() < 1e-3, "{c}: {got} vs {e}");
+                off += 1;
+            }
+        }
+        assert!(off < 50, "{off} off");
+        assert_eq!(linear_to_srgb8(-0.5), 0);
+        assert_eq!(linear_to_srgb8(7.0), 255);
+    }
+
+    #[test]
+    fn lab_to_srgb8_agrees_with_the_float_path() {
+        let mut lab = (Vec::new(), Vec::new(), Vec::new());
+        for l in (0..=100).step_by(5) {
+            for a in (-120..=120).step_by(15) {
+                for b in (-120..=120).step_by(15) {
+                    lab.0.push(l as f32 + 0.37);
+                    lab.1.push(a as f32 * 0.93);
+                    lab.2.push(b as f32 * 1.07);
+                }
+            }
+        }
+        let n = lab.0.len();
+        let mut f = vec![0f32; 3 * n];
+        let mut q = vec![0u8; 3 * n];
+        lab_planar_to_srgb(&lab.0, &lab.1, &lab.2, &mut f);
+        lab_planar_to_srgb8(&lab.0, &lab.1, &lab.2, &mut q);
+        let mut differ = 0;
+        for (x, y) in f.iter().zip(&q) {
+            let r = (x * 255.0 + 0.5) as u8;
+            assert!(r.abs_diff(*y) <= 1, "{x} vs {y}");
+            differ += usize::from(r != *y);
+        }
+        assert!(differ * 1000 < 3 * n, "{differ} of {}", 3 * n);
     }
 
     #[test]

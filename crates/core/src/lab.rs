@@ -90,6 +90,15 @@ impl LabImage {
         }
     }
 
+    /// Converts to 8-bit sRGB with L-preserving gamut mapping (as [`LabImage::to_rgb32f`]
+    /// rounded, within one level; faster, with no float image in between).
+    pub fn to_rgb8(&self) -> image::RgbImage {
+        let mut rgb = vec![0u8; 3 * self.width * self.height];
+        crate::color::lab_planar_to_srgb8(&self.l, &self.a, &self.b, &mut rgb);
+        image::RgbImage::from_raw(self.width as u32, self.height as u32, rgb)
+            .expect("buffer sized from width and height")
+    }
+
     /// Converts to sRGB floats (`0.0..=1.0`) with L-preserving gamut mapping.
     pub fn to_rgb32f(&self) -> Rgb32FImage {
         let mut rgb = vec![0.0f32; 3 * self.width * self.height];
@@ -122,11 +131,20 @@ pub fn lightness_of(image: &DynamicImage) -> (usize, usize, Vec<f32>) {
             .map(|p| table[p[0] as usize])
             .collect()
     };
-    // Colour pixels (`step` bytes each, RGB first).
+    // Colour pixels (`step` bytes each, RGB first). Gray ones (a scanned black-and-white photo
+    // or film frame stored as RGB) take the table.
     let colour = |raw: &[u8], step: usize| -> Vec<f32> {
+        let table: [f32; 256] =
+            std::array::from_fn(|v| lightness_from_luminance(y_of(v as u8, v as u8, v as u8)));
         raw.par_chunks_exact(step)
             .with_min_len(CHUNK)
-            .map(|p| lightness_from_luminance(y_of(p[0], p[1], p[2])))
+            .map(|p| {
+                if p[0] == p[1] && p[1] == p[2] {
+                    table[p[0] as usize]
+                } else {
+                    lightness_from_luminance(y_of(p[0], p[1], p[2]))
+                }
+            })
             .collect()
     };
     match image {

@@ -94,14 +94,7 @@ fn render(
     l: Vec<f32>,
     ab: &AbPlanes,
 ) -> Result<Vec<u8>, VideoError> {
-    let lab = c.join(w, h, l, ab)?;
-    let rgb = lab.to_rgb32f();
-    Ok(rgb
-        .as_raw()
-        .par_iter()
-        .with_min_len(1 << 14)
-        .map(|&v| (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8)
-        .collect())
+    Ok(c.join(w, h, l, ab)?.to_rgb8().into_raw())
 }
 
 /// Starts the reading thread: frames in order, then `None`-terminated by closing the channel;
@@ -231,6 +224,7 @@ pub fn colorize_video(
     let (out_tx, writer_thread) = spawn_writer(writer, 2 * batch);
     let mut smoother = TemporalSmoother::new(options.temporal);
     let (mut frames, mut network_frames) = (0u64, 0u64);
+    let mut last_small: Option<Vec<f32>> = None;
     let run = (|| -> Result<(), VideoError> {
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -252,12 +246,30 @@ pub fn colorize_video(
                 .map(|(f, _)| c.prepare_resized(nw, nh, &f.small))
                 .collect();
             network_frames += inputs.len() as u64;
-            let mut predictions = c.predict(&inputs)?.into_iter();
-            for (f, role) in decoded.into_iter().zip(roles) {
+            // The motion between frames depends on L alone: it runs beside the network.
+            let previous = |i: usize| match i {
+                0 => last_small.as_deref(),
+                _ => Some(&decoded[i - 1].small[..]),
+            };
+            let (predictions, motions) = rayon::join(
+                || c.predict(&inputs),
+                || {
+                    (0..decoded.len())
+                        .into_par_iter()
+                        .map(|i| match (roles[i], previous(i)) {
+                            (FrameRole::SceneStart, _) | (_, None) => None,
+                            (_, Some(p)) => smoother.motion(p, &decoded[i].small, nw, nh),
+                        })
+                        .collect::<Vec<_>>()
+                },
+            );
+            let mut predictions = predictions?.into_iter();
+            last_small = decoded.last().map(|f| f.small.clone());
+            for ((f, role), motion) in decoded.into_iter().zip(roles).zip(motions) {
                 let fresh = role
                     .needs_prediction()
                     .then(|| predictions.next().expect("one each"));
-                let ab = smoother.finish(&f.small, role, fresh);
+                let ab = smoother.finish(&f.small, role, fresh, motion);
                 let rgb = render(c, w, h, f.l, &ab)?;
                 if out_tx.send(rgb).is_err() {
                     return Ok(()); // the writer failed; its error is reported below
@@ -441,8 +453,8 @@ pub fn evaluate_video(
                 let role_off = off.begin(&f.small);
                 let role_on = on.begin(&f.small);
                 let cut = role_off == FrameRole::SceneStart;
-                let ab_on = on.finish(&f.small, role_on, Some(fresh.clone()));
-                let ab_off = off.finish(&f.small, role_off, Some(fresh));
+                let ab_on = on.finish(&f.small, role_on, Some(fresh.clone()), None);
+                let ab_off = off.finish(&f.small, role_off, Some(fresh), None);
                 let eval_l = resize_plane(&f.l, w, h, ew, eh);
                 acc_off.push(c, (w, h), (ew, eh), f, &eval_l, &ab_off, cut)?;
                 acc_on.push(c, (w, h), (ew, eh), f, &eval_l, &ab_on, cut)?;

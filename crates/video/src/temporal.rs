@@ -21,7 +21,7 @@
 
 use colorize_models::AbPlanes;
 
-use crate::flow::{FlowParams, Plane, consistent, dis_flow, warp};
+use crate::flow::{Flow, FlowParams, Plane, consistent, dis_flow, warp};
 use crate::scene::{DEFAULT_THRESHOLD, SceneDetector};
 
 /// How strongly colour is carried along the motion.
@@ -70,6 +70,14 @@ impl FrameRole {
     pub fn needs_prediction(self) -> bool {
         self != Self::Between
     }
+}
+
+/// The motion from the previous frame to this one, at the network size: where each pixel of
+/// this frame is found in the previous one, and whether that is trusted. It depends only on the
+/// two L planes, so it can be computed while the network runs ([`TemporalSmoother::motion`]).
+pub struct Motion {
+    flow: Flow,
+    reliable: Vec<bool>,
 }
 
 struct Previous {
@@ -141,40 +149,63 @@ impl TemporalSmoother {
         role
     }
 
+    /// Step 2-3 alone: the motion from `previous` to `l` (both L at the network size,
+    /// `width * height` values), or `None` when temporal consistency is off. Pure: frames of one
+    /// batch can be done in parallel, and beside the network.
+    pub fn motion(
+        &self,
+        previous: &[f32],
+        l: &[f32],
+        width: usize,
+        height: usize,
+    ) -> Option<Motion> {
+        let o = self.options?;
+        let this = Plane {
+            width,
+            height,
+            values: l,
+        };
+        let prev = Plane {
+            width,
+            height,
+            values: previous,
+        };
+        let flow = dis_flow(this, prev, &o.flow);
+        let back = dis_flow(prev, this, &o.flow);
+        let mut reliable = consistent(&flow, &back);
+        let l_warped = warp(previous, &flow);
+        for ((r, a), b) in reliable.iter_mut().zip(&l_warped).zip(l) {
+            *r &= (a - b).abs() <= o.photometric_threshold;
+        }
+        Some(Motion { flow, reliable })
+    }
+
     /// Steps 2-4: the frame's output ab at the network size, from its L (as given to
-    /// [`TemporalSmoother::begin`]), its role, and the network's prediction (`Some` exactly when
-    /// the role needs one).
+    /// [`TemporalSmoother::begin`]), its role, the network's prediction (`Some` exactly when
+    /// the role needs one) and, optionally, its motion from the previous frame computed ahead
+    /// ([`TemporalSmoother::motion`]; computed here when `None`).
     ///
     /// # Panics
     /// If `fresh` is `None` for a role that needs a prediction, or sizes disagree.
-    pub fn finish(&mut self, l: &[f32], role: FrameRole, fresh: Option<AbPlanes>) -> AbPlanes {
+    pub fn finish(
+        &mut self,
+        l: &[f32],
+        role: FrameRole,
+        fresh: Option<AbPlanes>,
+        motion: Option<Motion>,
+    ) -> AbPlanes {
         let out = match (self.options, self.previous.as_ref(), role) {
             (Some(o), Some(p), FrameRole::Key | FrameRole::Between) => {
-                let fresh_ref = fresh.as_ref();
                 let (w, h) = (p.ab.width, p.ab.height);
                 assert_eq!(l.len(), w * h, "L size");
-                let this = Plane {
-                    width: w,
-                    height: h,
-                    values: l,
-                };
-                let prev = Plane {
-                    width: w,
-                    height: h,
-                    values: &p.l,
-                };
-                let fwd = dis_flow(this, prev, &o.flow);
-                let bwd = dis_flow(prev, this, &o.flow);
-                let mut reliable = consistent(&fwd, &bwd);
-                let l_warped = warp(&p.l, &fwd);
-                for ((r, a), b) in reliable.iter_mut().zip(&l_warped).zip(l) {
-                    *r &= (a - b).abs() <= o.photometric_threshold;
-                }
-                let a_warped = warp(&p.ab.a, &fwd);
-                let b_warped = warp(&p.ab.b, &fwd);
+                let Motion { flow, reliable } = motion
+                    .or_else(|| self.motion(&p.l, l, w, h))
+                    .expect("options are set");
+                let a_warped = warp(&p.ab.a, &flow);
+                let b_warped = warp(&p.ab.b, &flow);
                 self.trusted.0 += reliable.iter().filter(|&&r| r).count() as u64;
                 self.trusted.1 += reliable.len() as u64;
-                match fresh_ref {
+                match fresh.as_ref() {
                     None => AbPlanes {
                         width: w,
                         height: h,
@@ -262,12 +293,17 @@ mod tests {
         // Frame 0: scene start, output = prediction.
         let l0 = texture(w, h, 0.0);
         assert_eq!(t.begin(&l0), FrameRole::SceneStart);
-        let out = t.finish(&l0, FrameRole::SceneStart, Some(planes(w, h, 10.0, 0.0)));
+        let out = t.finish(
+            &l0,
+            FrameRole::SceneStart,
+            Some(planes(w, h, 10.0, 0.0)),
+            None,
+        );
         assert!(out.a.iter().all(|&v| v == 10.0));
         // Frame 1: the same surface moved by 1 px; the network flickers to a = 30.
         let l1 = texture(w, h, 1.0);
         assert_eq!(t.begin(&l1), FrameRole::Key);
-        let out = t.finish(&l1, FrameRole::Key, Some(planes(w, h, 30.0, 0.0)));
+        let out = t.finish(&l1, FrameRole::Key, Some(planes(w, h, 30.0, 0.0)), None);
         let mid = out.a[(h / 2) * w + w / 2];
         assert!(
             (mid - 15.0).abs() < 0.5,
@@ -276,7 +312,12 @@ mod tests {
         // Frame 2: a different picture: a cut, exactly the prediction.
         let l2: Vec<f32> = l1.iter().map(|v| 100.0 - v).collect();
         assert_eq!(t.begin(&l2), FrameRole::SceneStart);
-        let out = t.finish(&l2, FrameRole::SceneStart, Some(planes(w, h, -5.0, 7.0)));
+        let out = t.finish(
+            &l2,
+            FrameRole::SceneStart,
+            Some(planes(w, h, -5.0, 7.0)),
+            None,
+        );
         assert!(out.a.iter().all(|&v| v == -5.0) && out.b.iter().all(|&v| v == 7.0));
         assert_eq!(t.cuts(), &[0, 2]);
     }
@@ -295,7 +336,7 @@ mod tests {
             let role = t.begin(&l);
             roles.push(role);
             let fresh = role.needs_prediction().then(|| planes(w, h, 20.0, -3.0));
-            let out = t.finish(&l, role, fresh);
+            let out = t.finish(&l, role, fresh, None);
             // Carried colour of a flat prediction stays that colour.
             let mid = out.a[(h / 2) * w + w / 2];
             assert!((mid - 20.0).abs() < 0.1, "frame {i}: {mid}");
@@ -314,7 +355,7 @@ mod tests {
         for v in [1.0, 9.0, -4.0] {
             let role = t.begin(&l);
             assert!(role.needs_prediction());
-            let out = t.finish(&l, role, Some(planes(16, 16, v, v)));
+            let out = t.finish(&l, role, Some(planes(16, 16, v, v)), None);
             assert!(out.a.iter().all(|&x| x == v));
         }
     }
