@@ -149,7 +149,6 @@ fn check_ffmpeg() -> Result<(), VideoError> {
 
 /// Runs `colorize video`.
 pub fn video(args: VideoArgs) -> anyhow::Result<ExitCode> {
-    check_ffmpeg()?;
     if !PRESETS.contains(&args.preset.as_str()) {
         bail!(
             "--preset {}: not a libx264 preset (one of {})",
@@ -173,6 +172,7 @@ pub fn video(args: VideoArgs) -> anyhow::Result<ExitCode> {
         batch: args.batch as usize,
         overwrite: args.overwrite,
     };
+    check_ffmpeg()?;
     // Probe before loading the model, so a bad input fails fast.
     let info = probe(&args.input)?;
     let colorizer = args.model.load()?;
@@ -233,8 +233,8 @@ pub struct EvalVideoArgs {
 
 /// Runs `colorize eval-video`.
 pub fn eval_video(args: EvalVideoArgs) -> anyhow::Result<ExitCode> {
-    check_ffmpeg()?;
     let temporal = args.temporal_args.options(1)?;
+    check_ffmpeg()?;
     let info = probe(&args.input)?;
     let colorizer = args.model.load()?;
     let total = match (info.frame_estimate(), args.max_frames) {

@@ -7,6 +7,7 @@ mod image_cmd;
 mod import_cmd;
 #[cfg(feature = "train")]
 mod train_cmd;
+mod video_cmd;
 
 use std::path::PathBuf;
 

@@ -235,6 +235,17 @@ pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
     })
 }
 
+/// Puts FFmpeg in a process group of its own, so a Ctrl+C at the terminal reaches colorize
+/// alone, which then stops FFmpeg and removes the partial output itself.
+fn own_group(cmd: &mut Command) -> &mut Command {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    cmd
+}
+
 /// Collects a child's stderr on a thread (so a chatty FFmpeg never blocks on a full pipe).
 fn drain_stderr(child: &mut Child) -> Option<JoinHandle<Vec<u8>>> {
     let mut stderr = child.stderr.take()?;
@@ -261,7 +272,7 @@ impl FrameReader {
     /// # Errors
     /// [`VideoError::ToolMissing`] without ffmpeg, [`VideoError::Io`] when it cannot start.
     pub fn open(path: &Path, info: &VideoInfo) -> Result<Self, VideoError> {
-        let mut child = Command::new("ffmpeg")
+        let mut child = own_group(&mut Command::new("ffmpeg"))
             .args(["-nostdin", "-v", "error", "-i"])
             .arg(path)
             .args([
@@ -435,20 +446,30 @@ impl FrameWriter {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let temp = tempfile::Builder::new()
+        let file = tempfile::Builder::new()
             .prefix(".colorize-video-")
             .suffix(".part")
             .tempfile_in(&dir)
             .map_err(|source| VideoError::Io {
                 path: out.to_path_buf(),
                 source,
-            })?
-            .into_temp_path()
-            .keep()
-            .map_err(|e| VideoError::Io {
-                path: out.to_path_buf(),
-                source: e.error,
             })?;
+        // tempfile creates files readable by the owner only; the output is an ordinary file
+        // (0644 before the umask), as `colorize image` writes.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(|source| VideoError::Io {
+                    path: out.to_path_buf(),
+                    source,
+                })?;
+        }
+        let temp = file.into_temp_path().keep().map_err(|e| VideoError::Io {
+            path: out.to_path_buf(),
+            source: e.error,
+        })?;
         let pix_fmt = if info.width.is_multiple_of(2) && info.height.is_multiple_of(2) {
             "yuv420p"
         } else {
@@ -474,7 +495,7 @@ impl FrameWriter {
         if format == "mp4" {
             cmd.args(["-movflags", "+faststart"]);
         }
-        let spawned = cmd
+        let spawned = own_group(&mut cmd)
             .arg(&temp)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

@@ -285,6 +285,11 @@ pub fn colorize_video(
     let written = writer_thread
         .join()
         .expect("the writer thread does not panic");
+    if stop.load(Ordering::Relaxed) {
+        // Whatever else failed on the way out, the cause was the stop (the writer, dropped,
+        // removes the partial output).
+        return Err(VideoError::Interrupted);
+    }
     run?;
     let writer = written?;
     // FFmpeg can end a damaged file early without an error; an output shorter than the input

@@ -176,6 +176,16 @@ fn video_keeps_rate_frames_size_and_audio_and_resets_at_the_cut() {
     run(&c, &clip, &flow, Some(TemporalOptions::default()));
     run(&c, &clip, &off, None);
     assert_eq!(std::fs::read(&clip).unwrap(), before, "input untouched");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&flow).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o044,
+            0o044,
+            "an ordinary readable file, not 0600: {mode:o}"
+        );
+    }
 
     let info_in = probe(&clip).unwrap();
     for out in [&flow, &off] {
