@@ -224,6 +224,24 @@ pub struct PackedConv {
     bias: Vec<f32>,
     /// `in_channels` zeros: the row the indirection buffer points to for padding taps.
     zeros: Vec<f32>,
+    /// A strided transposed convolution, split by output phase (empty otherwise): output pixel
+    /// `(oy, ox)` with `oy mod sy = a`, `ox mod sx = b` is reached only by the taps `ky`, `kx`
+    /// with `(a + pad − ky·d) mod s = 0`, so each phase runs as a convolution over those taps
+    /// alone. A 4x4 stride-2 kernel does 4 multiply-adds per output value instead of 16 (three
+    /// quarters of which would meet zeros).
+    phases: Vec<Phase>,
+}
+
+/// One output phase of a strided transposed convolution ([`PackedConv`]'s `phases`).
+#[derive(Debug, Clone)]
+struct Phase {
+    /// Output row and column phase.
+    a: usize,
+    b: usize,
+    /// The kernel taps `(ky, kx)` that reach this phase, in packing order.
+    taps: Vec<(usize, usize)>,
+    /// Weights packed as [`PackedConv`]'s, over these taps only.
+    weights: Vec<f32>,
 }
 
 /// A read-only NHWC view: pixel `(b, y, x)` starts at `ptr + ((b·height + y)·width + x)·stride`.
@@ -735,6 +753,53 @@ pub fn sigmoid_fast(x: f32) -> f32 {
     0.5 + 0.5 * tanh_fast(0.5 * x)
 }
 
+/// The output phases of a strided transposed convolution (groups 1), each with its taps and
+/// its weights packed as [`PackedConv::new`] packs all of them. `weight`: `[in, out, kh, kw]`.
+fn phases(spec: &ConvSpec, weight: &[f32], nr: usize) -> Vec<Phase> {
+    let [kh, kw] = spec.kernel;
+    let [sy, sx] = spec.stride;
+    let [dy, dx] = spec.dilation;
+    let [pt, pl, _, _] = spec.padding;
+    let (cin, cout) = (spec.in_channels, spec.out_channels);
+    let blocks = cout.div_ceil(nr);
+    let mut out = Vec::new();
+    for a in 0..sy {
+        for b in 0..sx {
+            let taps: Vec<(usize, usize)> = (0..kh)
+                .filter(|ky| (a + pt + sy * kh * dy - ky * dy) % sy == 0)
+                .flat_map(|ky| {
+                    (0..kw)
+                        .filter(move |kx| (b + pl + sx * kw * dx - kx * dx) % sx == 0)
+                        .map(move |kx| (ky, kx))
+                })
+                .collect();
+            // No tap reaches this phase (a stride larger than the kernel): one tap whose
+            // input is never inside (the run checks exactness) and whose weights are zero, so
+            // these pixels get the bias, as in PyTorch.
+            let empty = taps.is_empty();
+            let taps = if empty { vec![(0, 0)] } else { taps };
+            let k = taps.len() * cin;
+            let mut packed = vec![0f32; blocks * k * nr];
+            for o in (0..cout).filter(|_| !empty) {
+                let (blk, j) = (o / nr, o % nr);
+                for cl in 0..cin {
+                    for (t, &(ky, kx)) in taps.iter().enumerate() {
+                        packed[(blk * k + t * cin + cl) * nr + j] =
+                            weight[((cl * cout + o) * kh + ky) * kw + kx];
+                    }
+                }
+            }
+            out.push(Phase {
+                a,
+                b,
+                taps,
+                weights: packed,
+            });
+        }
+    }
+    out
+}
+
 impl PackedConv {
     /// Packs a convolution for the kernel family `isa`.
     ///
@@ -806,6 +871,7 @@ impl PackedConv {
             weights: Vec::new(),
             bias: Vec::new(),
             zeros: vec![0f32; cin],
+            phases: Vec::new(),
         };
         if spec.is_depthwise() && !spec.transposed {
             // `[C, 1, kh, kw]` → `[taps][C]`: each tap's weights are one contiguous channel
@@ -845,6 +911,9 @@ impl PackedConv {
         }
         conv.weights = packed;
         conv.bias = padded_bias;
+        if spec.transposed && groups == 1 && (spec.stride[0] > 1 || spec.stride[1] > 1) {
+            conv.phases = phases(&spec, weight, nr);
+        }
         Ok(conv)
     }
 
@@ -873,6 +942,9 @@ impl PackedConv {
     pub fn scaled(mut self, factor: f32) -> Self {
         self.weights.iter_mut().for_each(|w| *w *= factor);
         self.bias.iter_mut().for_each(|b| *b *= factor);
+        for p in &mut self.phases {
+            p.weights.iter_mut().for_each(|w| *w *= factor);
+        }
         self
     }
 
@@ -975,6 +1047,13 @@ impl PackedConv {
             unsafe { self.run_depthwise(src, dst, res, (oh, ow)) };
             return;
         }
+        if !self.phases.is_empty() {
+            for phase in &self.phases {
+                // SAFETY: forwarded from the caller.
+                unsafe { self.run_phase(phase, &src, &dst, res.as_ref(), (oh, ow)) };
+            }
+            return;
+        }
         let (mr, nr) = (self.isa.mr(), self.isa.nr());
         let taps = s.taps();
         let k = taps * (s.in_channels / s.groups);
@@ -1016,6 +1095,105 @@ impl PackedConv {
                             block_range.clone(),
                             &mut table,
                             &tap_offsets,
+                        )
+                    };
+                }
+            });
+        };
+        let tasks = chunks * runs;
+        if tasks == 1 || threads == 1 {
+            (0..tasks).for_each(run_task);
+        } else {
+            (0..tasks).into_par_iter().for_each(run_task);
+        }
+    }
+
+    /// The output pixels of one phase of a strided transposed convolution (see `phases`), as a
+    /// convolution over the phase's taps: tasks split tiles and panels as in
+    /// [`PackedConv::run_views`].
+    ///
+    /// # Safety
+    /// As [`PackedConv::run_views`]; `(oh, ow)` is the output size.
+    unsafe fn run_phase(
+        &self,
+        phase: &Phase,
+        src: &Src,
+        dst: &Dst,
+        res: Option<&Src>,
+        (oh, ow): (usize, usize),
+    ) {
+        let s = &self.spec;
+        let (mr, nr) = (self.isa.mr(), self.isa.nr());
+        let [sy, sx] = s.stride;
+        let [dy, dx] = s.dilation;
+        let [pt, pl, _, _] = s.padding;
+        if phase.a >= oh || phase.b >= ow {
+            return;
+        }
+        let (ph, pw) = ((oh - phase.a).div_ceil(sy), (ow - phase.b).div_ceil(sx));
+        let pixels = src.batch * ph * pw;
+        let taps = phase.taps.len();
+        let k = taps * s.in_channels;
+        let blocks = s.out_channels.div_ceil(nr);
+        let per_run = (PANEL_GROUP_BYTES / (k * nr * 4).max(1)).clamp(1, blocks);
+        let runs = blocks.div_ceil(per_run);
+        let tiles = pixels.div_ceil(mr);
+        let threads = rayon::current_num_threads().max(1);
+        let chunks = (4 * threads).div_ceil(runs).clamp(1, tiles);
+        let run_task = |task: usize| {
+            let zeros = self.zeros.as_ptr();
+            let (chunk, run) = (task / runs, task % runs);
+            let tile_range = chunk * tiles / chunks..(chunk + 1) * tiles / chunks;
+            let block_range = run * per_run..((run + 1) * per_run).min(blocks);
+            INDIRECTION.with(|table| {
+                let mut table = table.borrow_mut();
+                table.resize(taps * mr, std::ptr::null());
+                let mut out_pixels = [0usize; MAX_MR];
+                for tile in tile_range {
+                    let p0 = tile * mr;
+                    let valid_m = mr.min(pixels - p0);
+                    for m in 0..mr {
+                        if m >= valid_m {
+                            for t in 0..taps {
+                                table[t * mr + m] = zeros;
+                            }
+                            continue;
+                        }
+                        let q = p0 + m;
+                        let (bi, rest) = (q / (ph * pw), q % (ph * pw));
+                        let oy = (rest / pw) * sy + phase.a;
+                        let ox = (rest % pw) * sx + phase.b;
+                        out_pixels[m] = (bi * oh + oy) * ow + ox;
+                        for (t, &(ky, kx)) in phase.taps.iter().enumerate() {
+                            // The input pixel `i` with `i·s = o + pad − k·d`, if any.
+                            let ny = (oy + pt) as isize - (ky * dy) as isize;
+                            let nx = (ox + pl) as isize - (kx * dx) as isize;
+                            let (iy, ix) = (ny / sy as isize, nx / sx as isize);
+                            let inside = ny >= 0
+                                && nx >= 0
+                                && ny % sy as isize == 0
+                                && nx % sx as isize == 0
+                                && (iy as usize) < src.height
+                                && (ix as usize) < src.width;
+                            table[t * mr + m] = if inside {
+                                src.pixel((bi * src.height + iy as usize) * src.width + ix as usize)
+                            } else {
+                                zeros
+                            };
+                        }
+                    }
+                    // SAFETY: forwarded from the caller's contract; the table points at input
+                    // pixels inside the view or at `zeros`.
+                    unsafe {
+                        self.run_blocks(
+                            dst,
+                            res,
+                            &table[..taps * mr],
+                            taps,
+                            &phase.weights,
+                            block_range.clone(),
+                            &out_pixels,
+                            valid_m,
                         )
                     };
                 }
@@ -1080,10 +1258,8 @@ impl PackedConv {
         tap_offsets: &[usize],
     ) {
         let s = &self.spec;
-        let (mr, nr) = (self.isa.mr(), self.isa.nr());
+        let mr = self.isa.mr();
         let taps = s.taps();
-        let (cin_g, cout_g) = (s.in_channels / s.groups, s.out_channels / s.groups);
-        let blocks_g = cout_g.div_ceil(nr);
         let [kh, kw] = s.kernel;
         let [sy, sx] = s.stride;
         let [dy, dx] = s.dilation;
@@ -1148,6 +1324,47 @@ impl PackedConv {
                 }
             }
         }
+        let mut out_pixels = [0usize; MAX_MR];
+        for (m, o) in out_pixels.iter_mut().enumerate().take(valid_m) {
+            *o = p0 + m;
+        }
+        // SAFETY: forwarded from the caller's contract.
+        unsafe {
+            self.run_blocks(
+                dst,
+                res,
+                &table[..taps * mr],
+                taps,
+                &self.weights,
+                blocks,
+                &out_pixels,
+                valid_m,
+            )
+        };
+    }
+
+    /// Runs the packed panels `blocks` of `weights` (packed over `taps` taps) on one tile whose
+    /// indirection `table` is filled, writing output pixel `out_pixels[m]` for each of the
+    /// `valid_m` rows.
+    ///
+    /// # Safety
+    /// As [`PackedConv::run_views`]; `table` points at readable input pixels or `zeros`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run_blocks(
+        &self,
+        dst: &Dst,
+        res: Option<&Src>,
+        table: &[*const f32],
+        taps: usize,
+        weights: &[f32],
+        blocks: std::ops::Range<usize>,
+        out_pixels: &[usize; MAX_MR],
+        valid_m: usize,
+    ) {
+        let s = &self.spec;
+        let nr = self.isa.nr();
+        let (cin_g, cout_g) = (s.in_channels / s.groups, s.out_channels / s.groups);
+        let blocks_g = cout_g.div_ceil(nr);
         let mut out = [std::ptr::null_mut::<f32>(); MAX_MR];
         let mut residual = [std::ptr::null::<f32>(); MAX_MR];
         let k = taps * cin_g;
@@ -1160,18 +1377,18 @@ impl PackedConv {
                 // SAFETY: pixel `p0 + m` and channel `col0` are inside the output / residual
                 // views.
                 unsafe {
-                    out[m] = dst.ptr.add((p0 + m) * dst.stride + col0);
+                    out[m] = dst.ptr.add(out_pixels[m] * dst.stride + col0);
                     if let Some(r) = res {
-                        residual[m] = r.ptr.add((p0 + m) * r.stride + col0);
+                        residual[m] = r.ptr.add(out_pixels[m] * r.stride + col0);
                     }
                 }
             }
             let tile = Tile {
-                a: &table[..taps * mr],
+                a: table,
                 taps,
                 cin: cin_g,
                 // SAFETY: block `blk` is inside the packed weights and bias.
-                b: unsafe { self.weights.as_ptr().add(blk * k * nr) },
+                b: unsafe { weights.as_ptr().add(blk * k * nr) },
                 ldb: nr,
                 a_offset: g * cin_g,
                 bias: unsafe { self.bias.as_ptr().add(blk * nr) },
