@@ -158,9 +158,16 @@ impl ConvSpec {
     }
 
     /// Multiply-adds for an output of `pixels` pixels: each output value sums
-    /// `in_channels / groups · taps` products.
+    /// `in_channels / groups · taps` products; for a transposed convolution only the products
+    /// that meet an input pixel, `taps / (stride_y · stride_x)` of them on average.
     pub fn macs(&self, pixels: usize) -> usize {
-        pixels * self.out_channels * (self.in_channels / self.groups.max(1)) * self.taps()
+        let all =
+            pixels * self.out_channels * (self.in_channels / self.groups.max(1)) * self.taps();
+        if self.transposed {
+            all / (self.stride[0] * self.stride[1]).max(1)
+        } else {
+            all
+        }
     }
 
     fn check(&self, layer: &str) -> Result<(), EngineError> {
