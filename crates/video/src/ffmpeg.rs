@@ -132,6 +132,22 @@ fn spawn_error(tool: &'static str, e: std::io::Error, path: &Path) -> VideoError
     }
 }
 
+/// FFmpeg's most telling line for a failed encode: a stream the container cannot hold gets a
+/// hint (Matroska holds any codec), anything else the last line.
+fn encode_message(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    match text
+        .lines()
+        .find(|l| l.contains("not currently supported in container"))
+    {
+        Some(line) => {
+            let line = line.split("] ").last().unwrap_or(line).trim();
+            format!("{line}; write a .mkv instead, which holds any codec")
+        }
+        None => last_line(stderr),
+    }
+}
+
 fn last_line(stderr: &[u8]) -> String {
     String::from_utf8_lossy(stderr)
         .lines()
@@ -547,7 +563,7 @@ impl FrameWriter {
         let _ = std::fs::remove_file(&self.temp);
         VideoError::Encode {
             path: self.out.clone(),
-            message: last_line(&stderr),
+            message: encode_message(&stderr),
         }
     }
 
@@ -572,7 +588,7 @@ impl FrameWriter {
             let _ = std::fs::remove_file(&self.temp);
             return Err(VideoError::Encode {
                 path: self.out.clone(),
-                message: last_line(&stderr),
+                message: encode_message(&stderr),
             });
         }
         std::fs::rename(&self.temp, &self.out).map_err(|source| {
@@ -652,6 +668,22 @@ mod tests {
         assert_eq!(
             Rational::parse("30000/1001").unwrap().to_string(),
             "30000/1001"
+        );
+    }
+
+    #[test]
+    fn container_refusals_get_a_hint() {
+        let stderr =
+            b"[mp4 @ 0x55f0] Could not find tag for codec pcm_s16le in stream #1, codec not \
+currently supported in container\nCould not write header for output file #0\n";
+        assert_eq!(
+            encode_message(stderr),
+            "Could not find tag for codec pcm_s16le in stream #1, codec not currently supported \
+in container; write a .mkv instead, which holds any codec"
+        );
+        assert_eq!(
+            encode_message(b"a\nNo space left on device\n"),
+            "No space left on device"
         );
     }
 
