@@ -282,7 +282,7 @@ pub fn eval_video(args: EvalVideoArgs) -> anyhow::Result<ExitCode> {
         ("temporal", report.temporal),
     ] {
         println!(
-            "{name:<12} {:>14.6} {:>10.6} {:>14.2} {:>10.2}",
+            "{name:<12} {:>14.3e} {:>10.3e} {:>14.2} {:>10.2}",
             s.warping_error, s.cdc, s.colourfulness, s.psnr
         );
     }
