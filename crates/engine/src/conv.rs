@@ -760,6 +760,32 @@ pub fn sigmoid_fast(x: f32) -> f32 {
     0.5 + 0.5 * tanh_fast(0.5 * x)
 }
 
+/// GEMM panels `[groups · ceil(out_g / nr)][taps.len() · in_g][nr]` of `weight` (PyTorch layout,
+/// as [`PackedConv::new`] takes it) over the kernel taps `taps` (indices `ky · kw + kx`), each
+/// group's last panel zero-padded past its `out_g` channels.
+fn pack_panels(spec: &ConvSpec, weight: &[f32], nr: usize, taps: &[usize]) -> Vec<f32> {
+    let (groups, all_taps) = (spec.groups, spec.taps());
+    let (cin_g, cout_g) = (spec.in_channels / groups, spec.out_channels / groups);
+    let blocks_g = cout_g.div_ceil(nr);
+    let k = taps.len() * cin_g;
+    let mut packed = vec![0f32; groups * blocks_g * k * nr];
+    for o in 0..spec.out_channels {
+        let (g, ol) = (o / cout_g, o % cout_g);
+        let (blk, j) = (g * blocks_g + ol / nr, ol % nr);
+        for cl in 0..cin_g {
+            let src = if spec.transposed {
+                ((g * cin_g + cl) * cout_g + ol) * all_taps
+            } else {
+                (o * cin_g + cl) * all_taps
+            };
+            for (t, &tap) in taps.iter().enumerate() {
+                packed[(blk * k + t * cin_g + cl) * nr + j] = weight[src + tap];
+            }
+        }
+    }
+    packed
+}
+
 /// The output phases of a strided transposed convolution (groups 1), each with its taps and
 /// its weights packed as [`PackedConv::new`] packs all of them. `weight`: `[in, out, kh, kw]`.
 fn phases(spec: &ConvSpec, weight: &[f32], nr: usize) -> Vec<Phase> {
@@ -768,7 +794,6 @@ fn phases(spec: &ConvSpec, weight: &[f32], nr: usize) -> Vec<Phase> {
     let [dy, dx] = spec.dilation;
     let [pt, pl, _, _] = spec.padding;
     let (cin, cout) = (spec.in_channels, spec.out_channels);
-    let blocks = cout.div_ceil(nr);
     let mut out = Vec::new();
     for a in 0..sy {
         for b in 0..sx {
@@ -783,19 +808,12 @@ fn phases(spec: &ConvSpec, weight: &[f32], nr: usize) -> Vec<Phase> {
             // No tap reaches this phase (a stride larger than the kernel): one tap whose
             // input is never inside (the run checks exactness) and whose weights are zero, so
             // these pixels get the bias, as in PyTorch.
-            let empty = taps.is_empty();
-            let taps = if empty { vec![(0, 0)] } else { taps };
-            let k = taps.len() * cin;
-            let mut packed = vec![0f32; blocks * k * nr];
-            for o in (0..cout).filter(|_| !empty) {
-                let (blk, j) = (o / nr, o % nr);
-                for cl in 0..cin {
-                    for (t, &(ky, kx)) in taps.iter().enumerate() {
-                        packed[(blk * k + t * cin + cl) * nr + j] =
-                            weight[((cl * cout + o) * kh + ky) * kw + kx];
-                    }
-                }
-            }
+            let (taps, packed) = if taps.is_empty() {
+                (vec![(0, 0)], vec![0f32; cout.div_ceil(nr) * cin * nr])
+            } else {
+                let indices: Vec<usize> = taps.iter().map(|&(ky, kx)| ky * kw + kx).collect();
+                (taps, pack_panels(spec, weight, nr, &indices))
+            };
             out.push(Phase {
                 a,
                 b,
@@ -896,27 +914,14 @@ impl PackedConv {
         }
         let nr = isa.nr();
         let blocks_g = cout_g.div_ceil(nr);
-        let k = taps * cin_g;
-        let mut packed = vec![0f32; groups * blocks_g * k * nr];
         let mut padded_bias = vec![0f32; groups * blocks_g * nr];
-        for o in 0..cout {
-            let (g, ol) = (o / cout_g, o % cout_g);
-            let (blk, j) = (g * blocks_g + ol / nr, ol % nr);
-            for cl in 0..cin_g {
-                let src = if spec.transposed {
-                    ((g * cin_g + cl) * cout_g + ol) * taps
-                } else {
-                    (o * cin_g + cl) * taps
-                };
-                for t in 0..taps {
-                    packed[(blk * k + t * cin_g + cl) * nr + j] = weight[src + t];
-                }
-            }
-            if let Some(b) = bias {
-                padded_bias[blk * nr + j] = b[o];
+        if let Some(b) = bias {
+            for (o, &v) in b.iter().enumerate() {
+                let (g, ol) = (o / cout_g, o % cout_g);
+                padded_bias[(g * blocks_g + ol / nr) * nr + ol % nr] = v;
             }
         }
-        conv.weights = packed;
+        conv.weights = pack_panels(&spec, weight, nr, &(0..taps).collect::<Vec<_>>());
         conv.bias = padded_bias;
         if spec.transposed && groups == 1 && (spec.stride[0] > 1 || spec.stride[1] > 1) {
             conv.phases = phases(&spec, weight, nr);
@@ -1034,6 +1039,43 @@ impl PackedConv {
         Ok((oh, ow))
     }
 
+    /// Splits `pixels` output pixels (tiles of `mr`) and `blocks` weight panels of `k` rows into
+    /// tasks and runs `body(table, tiles, panels)` for each, in parallel when there is more than
+    /// one: the panels in runs of `per_run` (about `PANEL_GROUP_BYTES` of weights; not to be
+    /// confused with channel groups), the tiles in `chunks`. `table` is the thread's indirection
+    /// buffer, sized `taps · mr`.
+    fn for_each_task(
+        &self,
+        pixels: usize,
+        taps: usize,
+        k: usize,
+        blocks: usize,
+        body: impl Fn(&mut [*const f32], std::ops::Range<usize>, std::ops::Range<usize>) + Sync,
+    ) {
+        let (mr, nr) = (self.isa.mr(), self.isa.nr());
+        let tiles = pixels.div_ceil(mr);
+        let per_run = (PANEL_GROUP_BYTES / (k * nr * 4).max(1)).clamp(1, blocks);
+        let runs = blocks.div_ceil(per_run);
+        let threads = rayon::current_num_threads().max(1);
+        let chunks = (4 * threads).div_ceil(runs).clamp(1, tiles);
+        let run_task = |task: usize| {
+            let (chunk, run) = (task / runs, task % runs);
+            let tile_range = chunk * tiles / chunks..(chunk + 1) * tiles / chunks;
+            let block_range = run * per_run..((run + 1) * per_run).min(blocks);
+            INDIRECTION.with(|table| {
+                let mut table = table.borrow_mut();
+                table.resize(taps * mr, std::ptr::null());
+                body(&mut table, tile_range, block_range);
+            });
+        };
+        let tasks = chunks * runs;
+        if tasks == 1 || threads == 1 {
+            (0..tasks).for_each(run_task);
+        } else {
+            (0..tasks).into_par_iter().for_each(run_task);
+        }
+    }
+
     /// Runs on raw views (the graph executor's entry point).
     ///
     /// # Safety
@@ -1061,18 +1103,11 @@ impl PackedConv {
             }
             return;
         }
-        let (mr, nr) = (self.isa.mr(), self.isa.nr());
+        let nr = self.isa.nr();
         let taps = s.taps();
         let k = taps * (s.in_channels / s.groups);
-        let tiles = pixels.div_ceil(mr);
         // Panels of all groups, in order: a task's block range may span groups.
         let blocks = s.groups * (s.out_channels / s.groups).div_ceil(nr);
-        // Tasks split the panels into runs of `per_run` (about PANEL_GROUP_BYTES of weights; not
-        // to be confused with channel groups) and the tiles into `chunks`.
-        let per_run = (PANEL_GROUP_BYTES / (k * nr * 4).max(1)).clamp(1, blocks);
-        let runs = blocks.div_ceil(per_run);
-        let threads = rayon::current_num_threads().max(1);
-        let chunks = (4 * threads).div_ceil(runs).clamp(1, tiles);
         // Offset (in floats) of each tap from the tap (0, 0), valid for pixels whose taps all fall
         // inside the input: those skip the per-tap bounds checks.
         let mut tap_offsets = [0usize; MAX_TAPS];
@@ -1082,37 +1117,24 @@ impl PackedConv {
                     (ky * s.dilation[0] * src.width + kx * s.dilation[1]) * src.stride;
             }
         }
-        let run_task = |task: usize| {
-            let (chunk, run) = (task / runs, task % runs);
-            let tile_range = chunk * tiles / chunks..(chunk + 1) * tiles / chunks;
-            let block_range = run * per_run..((run + 1) * per_run).min(blocks);
-            INDIRECTION.with(|table| {
-                let mut table = table.borrow_mut();
-                table.resize(taps * mr, std::ptr::null());
-                for tile in tile_range {
-                    // SAFETY: forwarded from the caller's contract.
-                    unsafe {
-                        self.run_tile(
-                            &src,
-                            &dst,
-                            res.as_ref(),
-                            tile,
-                            pixels,
-                            (oh, ow),
-                            block_range.clone(),
-                            &mut table,
-                            &tap_offsets,
-                        )
-                    };
-                }
-            });
-        };
-        let tasks = chunks * runs;
-        if tasks == 1 || threads == 1 {
-            (0..tasks).for_each(run_task);
-        } else {
-            (0..tasks).into_par_iter().for_each(run_task);
-        }
+        self.for_each_task(pixels, taps, k, blocks, |table, tiles, panels| {
+            for tile in tiles {
+                // SAFETY: forwarded from the caller's contract.
+                unsafe {
+                    self.run_tile(
+                        &src,
+                        &dst,
+                        res.as_ref(),
+                        tile,
+                        pixels,
+                        (oh, ow),
+                        panels.clone(),
+                        table,
+                        &tap_offsets,
+                    )
+                };
+            }
+        });
     }
 
     /// The output pixels of one phase of a strided transposed convolution (see `phases`), as a
@@ -1142,76 +1164,58 @@ impl PackedConv {
         let taps = phase.taps.len();
         let k = taps * s.in_channels;
         let blocks = s.out_channels.div_ceil(nr);
-        let per_run = (PANEL_GROUP_BYTES / (k * nr * 4).max(1)).clamp(1, blocks);
-        let runs = blocks.div_ceil(per_run);
-        let tiles = pixels.div_ceil(mr);
-        let threads = rayon::current_num_threads().max(1);
-        let chunks = (4 * threads).div_ceil(runs).clamp(1, tiles);
-        let run_task = |task: usize| {
+        self.for_each_task(pixels, taps, k, blocks, |table, tiles, panels| {
             let zeros = self.zeros.as_ptr();
-            let (chunk, run) = (task / runs, task % runs);
-            let tile_range = chunk * tiles / chunks..(chunk + 1) * tiles / chunks;
-            let block_range = run * per_run..((run + 1) * per_run).min(blocks);
-            INDIRECTION.with(|table| {
-                let mut table = table.borrow_mut();
-                table.resize(taps * mr, std::ptr::null());
-                let mut out_pixels = [0usize; MAX_MR];
-                for tile in tile_range {
-                    let p0 = tile * mr;
-                    let valid_m = mr.min(pixels - p0);
-                    for m in 0..mr {
-                        if m >= valid_m {
-                            for t in 0..taps {
-                                table[t * mr + m] = zeros;
-                            }
-                            continue;
+            let mut out_pixels = [0usize; MAX_MR];
+            for tile in tiles {
+                let p0 = tile * mr;
+                let valid_m = mr.min(pixels - p0);
+                for m in 0..mr {
+                    if m >= valid_m {
+                        for t in 0..taps {
+                            table[t * mr + m] = zeros;
                         }
-                        let q = p0 + m;
-                        let (bi, rest) = (q / (ph * pw), q % (ph * pw));
-                        let oy = (rest / pw) * sy + phase.a;
-                        let ox = (rest % pw) * sx + phase.b;
-                        out_pixels[m] = (bi * oh + oy) * ow + ox;
-                        for (t, &(ky, kx)) in phase.taps.iter().enumerate() {
-                            // The input pixel `i` with `i·s = o + pad − k·d`, if any.
-                            let ny = (oy + pt) as isize - (ky * dy) as isize;
-                            let nx = (ox + pl) as isize - (kx * dx) as isize;
-                            let (iy, ix) = (ny / sy as isize, nx / sx as isize);
-                            let inside = ny >= 0
-                                && nx >= 0
-                                && ny % sy as isize == 0
-                                && nx % sx as isize == 0
-                                && (iy as usize) < src.height
-                                && (ix as usize) < src.width;
-                            table[t * mr + m] = if inside {
-                                src.pixel((bi * src.height + iy as usize) * src.width + ix as usize)
-                            } else {
-                                zeros
-                            };
-                        }
+                        continue;
                     }
-                    // SAFETY: forwarded from the caller's contract; the table points at input
-                    // pixels inside the view or at `zeros`.
-                    unsafe {
-                        self.run_blocks(
-                            dst,
-                            res,
-                            &table[..taps * mr],
-                            taps,
-                            &phase.weights,
-                            block_range.clone(),
-                            &out_pixels,
-                            valid_m,
-                        )
-                    };
+                    let q = p0 + m;
+                    let (bi, rest) = (q / (ph * pw), q % (ph * pw));
+                    let oy = (rest / pw) * sy + phase.a;
+                    let ox = (rest % pw) * sx + phase.b;
+                    out_pixels[m] = (bi * oh + oy) * ow + ox;
+                    for (t, &(ky, kx)) in phase.taps.iter().enumerate() {
+                        // The input pixel `i` with `i·s = o + pad − k·d`, if any.
+                        let ny = (oy + pt) as isize - (ky * dy) as isize;
+                        let nx = (ox + pl) as isize - (kx * dx) as isize;
+                        let (iy, ix) = (ny / sy as isize, nx / sx as isize);
+                        let inside = ny >= 0
+                            && nx >= 0
+                            && ny % sy as isize == 0
+                            && nx % sx as isize == 0
+                            && (iy as usize) < src.height
+                            && (ix as usize) < src.width;
+                        table[t * mr + m] = if inside {
+                            src.pixel((bi * src.height + iy as usize) * src.width + ix as usize)
+                        } else {
+                            zeros
+                        };
+                    }
                 }
-            });
-        };
-        let tasks = chunks * runs;
-        if tasks == 1 || threads == 1 {
-            (0..tasks).for_each(run_task);
-        } else {
-            (0..tasks).into_par_iter().for_each(run_task);
-        }
+                // SAFETY: forwarded from the caller's contract; the table points at input
+                // pixels inside the view or at `zeros`.
+                unsafe {
+                    self.run_blocks(
+                        dst,
+                        res,
+                        &table[..taps * mr],
+                        taps,
+                        &phase.weights,
+                        panels.clone(),
+                        &out_pixels,
+                        valid_m,
+                    )
+                };
+            }
+        });
     }
 
     /// A depthwise convolution ([`ConvSpec::is_depthwise`]): one output row per task, each
