@@ -272,6 +272,14 @@ fn drain_stderr(child: &mut Child) -> Option<JoinHandle<Vec<u8>>> {
     }))
 }
 
+/// What a [`drain_stderr`] thread collected (empty if there was none).
+fn collected(stderr: &mut Option<JoinHandle<Vec<u8>>>) -> Vec<u8> {
+    stderr
+        .take()
+        .and_then(|h| h.join().ok())
+        .unwrap_or_default()
+}
+
 /// Decodes a video's first video stream into 8-bit RGB frames, in order, none dropped or
 /// repeated.
 pub struct FrameReader {
@@ -359,15 +367,10 @@ impl FrameReader {
             path: self.path.clone(),
             source,
         })?;
-        let stderr = self
-            .stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
         if !status.success() {
             return Err(VideoError::Decode {
                 path: self.path.clone(),
-                message: last_line(&stderr),
+                message: last_line(&collected(&mut self.stderr)),
             });
         }
         Ok(())
@@ -555,15 +558,14 @@ impl FrameWriter {
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }
-        let stderr = self
-            .stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        let _ = std::fs::remove_file(&self.temp);
+        self.encode_error()
+    }
+
+    /// The failed encode's error, from FFmpeg's stderr (the temporary file goes with `drop`).
+    fn encode_error(&mut self) -> VideoError {
         VideoError::Encode {
             path: self.out.clone(),
-            message: encode_message(&stderr),
+            message: encode_message(&collected(&mut self.stderr)),
         }
     }
 
@@ -579,24 +581,13 @@ impl FrameWriter {
             path: self.out.clone(),
             source,
         })?;
-        let stderr = self
-            .stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
         if !status.success() {
-            let _ = std::fs::remove_file(&self.temp);
-            return Err(VideoError::Encode {
-                path: self.out.clone(),
-                message: encode_message(&stderr),
-            });
+            return Err(self.encode_error());
         }
-        std::fs::rename(&self.temp, &self.out).map_err(|source| {
-            let _ = std::fs::remove_file(&self.temp);
-            VideoError::Io {
-                path: self.out.clone(),
-                source,
-            }
+        // On failure, `drop` removes the temporary file.
+        std::fs::rename(&self.temp, &self.out).map_err(|source| VideoError::Io {
+            path: self.out.clone(),
+            source,
         })
     }
 }

@@ -688,6 +688,20 @@ fn gradients(img: &[f32], w: usize, h: usize) -> (Vec<f32>, Vec<f32>) {
     (gx, gy)
 }
 
+/// [`dis_flow`] for `target` into `source` together with the forward-backward check
+/// ([`consistent`]): the flow, and for each pixel of `target` whether it is trusted (not
+/// occluded). Both flows are computed; only the first is returned.
+pub fn flow_with_consistency(
+    target: Plane,
+    source: Plane,
+    params: &FlowParams,
+) -> (Flow, Vec<bool>) {
+    let flow = dis_flow(target, source, params);
+    let back = dis_flow(source, target, params);
+    let reliable = consistent(&flow, &back);
+    (flow, reliable)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@
 //!   256-bin histograms of each RGB channel of frames t and t + d, averaged over t, over
 //!   d in {1, 2, 4} and over the three channels. Lower is steadier.
 
-use crate::flow::{FlowParams, Plane, consistent, dis_flow, warp};
+use crate::flow::{FlowParams, Plane, flow_with_consistency, warp};
 
 /// Lai et al.'s warping error on ab, accumulated frame by frame (see the module doc).
 pub struct WarpingError {
@@ -53,9 +53,7 @@ impl WarpingError {
                 height: self.height,
                 values: v,
             };
-            let fwd = dis_flow(plane(input_l), plane(pl), &self.params);
-            let bwd = dis_flow(plane(pl), plane(input_l), &self.params);
-            let mask = consistent(&fwd, &bwd);
+            let (fwd, mask) = flow_with_consistency(plane(input_l), plane(pl), &self.params);
             let (wa, wb) = (warp(pa, &fwd), warp(pb, &fwd));
             let (mut sum, mut count) = (0.0f64, 0usize);
             for i in 0..n {

@@ -142,17 +142,13 @@ fn spawn_writer(mut writer: FrameWriter, depth: usize) -> (SyncSender<Vec<u8>>, 
 
 /// Checks the output path before any work: not the input, not existing unless `overwrite`.
 fn check_output(input: &Path, output: &Path, overwrite: bool) -> Result<(), VideoError> {
-    let canonical_out = match (output.parent(), output.file_name()) {
-        (Some(p), Some(name)) => {
-            let dir = if p.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                p
-            };
-            dir.canonicalize().ok().map(|d| d.join(name))
-        }
-        _ => None,
-    };
+    let dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let canonical_out = output
+        .file_name()
+        .and_then(|name| Some(dir.canonicalize().ok()?.join(name)));
     let canonical_in = input.canonicalize().ok();
     if output == input || (canonical_in.is_some() && canonical_in == canonical_out) {
         return Err(VideoError::OutputIsInput {
@@ -164,10 +160,6 @@ fn check_output(input: &Path, output: &Path, overwrite: bool) -> Result<(), Vide
             path: output.to_path_buf(),
         });
     }
-    let dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     if !dir.is_dir() {
         return Err(VideoError::Io {
             path: dir.to_path_buf(),
@@ -367,17 +359,17 @@ impl ModeAccumulator {
         c: &Colorizer,
         (w, h): (usize, usize),
         (ew, eh): (usize, usize),
-        frame: &Frame,
+        l: &[f32],
+        original: &RgbImage,
         eval_l: &[f32],
         ab: &AbPlanes,
         cut: bool,
     ) -> Result<(), VideoError> {
-        let rgb = render(c, w, h, frame.l.clone(), ab)?;
+        let rgb = render(c, w, h, l.to_vec(), ab)?;
         self.cdc.push(&rgb);
         let out = RgbImage::from_raw(w as u32, h as u32, rgb).expect("sized");
-        let original = RgbImage::from_raw(w as u32, h as u32, frame.rgb.clone()).expect("sized");
         self.colourfulness += colourfulness(&out);
-        self.psnr += psnr(&out, &original);
+        self.psnr += psnr(&out, original);
         let a = resize_plane(&ab.a, ab.width, ab.height, ew, eh);
         let b = resize_plane(&ab.b, ab.width, ab.height, ew, eh);
         self.warping.push(eval_l, &a, &b, cut);
@@ -454,17 +446,16 @@ pub fn evaluate_video(
                 .map(|f| c.prepare_resized(nw, nh, &f.small))
                 .collect();
             let predictions = c.predict(&inputs)?;
-            for (f, fresh) in decoded.iter().zip(predictions) {
+            for (f, fresh) in decoded.into_iter().zip(predictions) {
                 let role_off = off.begin(&f.small);
                 let role_on = on.begin(&f.small);
                 let cut = role_off == FrameRole::SceneStart;
                 let ab_on = on.finish(&f.small, role_on, Some(fresh.clone()), None);
                 let ab_off = off.finish(&f.small, role_off, Some(fresh), None);
                 let eval_l = resize_plane(&f.l, w, h, ew, eh);
-                acc_off.push(c, (w, h), (ew, eh), f, &eval_l, &ab_off, cut)?;
-                acc_on.push(c, (w, h), (ew, eh), f, &eval_l, &ab_on, cut)?;
-                let original =
-                    RgbImage::from_raw(w as u32, h as u32, f.rgb.clone()).expect("sized");
+                let original = RgbImage::from_raw(w as u32, h as u32, f.rgb).expect("sized");
+                acc_off.push(c, (w, h), (ew, eh), &f.l, &original, &eval_l, &ab_off, cut)?;
+                acc_on.push(c, (w, h), (ew, eh), &f.l, &original, &eval_l, &ab_on, cut)?;
                 original_colourfulness += colourfulness(&original);
                 frames += 1;
             }

@@ -21,7 +21,7 @@
 
 use colorize_models::AbPlanes;
 
-use crate::flow::{Flow, FlowParams, Plane, consistent, dis_flow, warp};
+use crate::flow::{Flow, FlowParams, Plane, flow_with_consistency, warp};
 use crate::scene::{DEFAULT_THRESHOLD, SceneDetector};
 
 /// How strongly colour is carried along the motion.
@@ -170,9 +170,7 @@ impl TemporalSmoother {
             height,
             values: previous,
         };
-        let flow = dis_flow(this, prev, &o.flow);
-        let back = dis_flow(prev, this, &o.flow);
-        let mut reliable = consistent(&flow, &back);
+        let (flow, mut reliable) = flow_with_consistency(this, prev, &o.flow);
         let l_warped = warp(previous, &flow);
         for ((r, a), b) in reliable.iter_mut().zip(&l_warped).zip(l) {
             *r &= (a - b).abs() <= o.photometric_threshold;
