@@ -275,17 +275,31 @@ pub fn linear_to_srgb8(c: f32) -> u8 {
 /// path, which never needs the float image. Agrees with rounding the float result to within one
 /// level (exactly except where that result sits on a rounding boundary).
 pub fn lab_planar_to_srgb8(l: &[f32], a: &[f32], b: &[f32], rgb: &mut [u8]) {
+    lab_planar_map(l, a, b, rgb, |lab| {
+        gamut_mapped_linear(lab).map(linear_to_srgb8)
+    });
+}
+
+/// Planar CIELAB → interleaved pixels, `px` per pixel, in parallel chunks. Panics if the lengths
+/// do not agree (`rgb.len() == 3 * l.len()`).
+fn lab_planar_map<T: Send>(
+    l: &[f32],
+    a: &[f32],
+    b: &[f32],
+    rgb: &mut [T],
+    px: impl Fn([f32; 3]) -> [T; 3] + Sync,
+) {
     assert!(rgb.len() == 3 * l.len() && l.len() == a.len() && a.len() == b.len());
     rgb.par_chunks_mut(3 * CHUNK)
         .zip(l.par_chunks(CHUNK))
         .zip(a.par_chunks(CHUNK))
         .zip(b.par_chunks(CHUNK))
         .for_each(|(((rgb, l), a), b)| {
-            for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
-                let lin = gamut_mapped_linear([l[i], a[i], b[i]]);
-                px[0] = linear_to_srgb8(lin[0]);
-                px[1] = linear_to_srgb8(lin[1]);
-                px[2] = linear_to_srgb8(lin[2]);
+            for (i, out) in rgb.chunks_exact_mut(3).enumerate() {
+                let [r, g, bl] = px([l[i], a[i], b[i]]);
+                out[0] = r;
+                out[1] = g;
+                out[2] = bl;
             }
         });
 }
@@ -333,17 +347,7 @@ pub fn srgb_to_lightness(rgb: &[f32]) -> Vec<f32> {
 ///
 /// Panics if the lengths do not agree (`rgb.len() == 3 * l.len()`).
 pub fn lab_planar_to_srgb(l: &[f32], a: &[f32], b: &[f32], rgb: &mut [f32]) {
-    assert!(rgb.len() == 3 * l.len() && l.len() == a.len() && a.len() == b.len());
-    rgb.par_chunks_mut(3 * CHUNK)
-        .zip(l.par_chunks(CHUNK))
-        .zip(a.par_chunks(CHUNK))
-        .zip(b.par_chunks(CHUNK))
-        .for_each(|(((rgb, l), a), b)| {
-            for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
-                let c = lab_to_srgb_pixel_gamut_mapped([l[i], a[i], b[i]]);
-                px.copy_from_slice(&c);
-            }
-        });
+    lab_planar_map(l, a, b, rgb, lab_to_srgb_pixel_gamut_mapped);
 }
 
 /// CIELAB L (`0..=100`) → the sRGB gray value (`0.0..=1.0`) with that L and `a = b = 0`.

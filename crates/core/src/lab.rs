@@ -122,10 +122,11 @@ pub fn lightness_of(image: &DynamicImage) -> (usize, usize, Vec<f32>) {
             + SRGB_TO_XYZ[1][2] * lin[b as usize]
     };
     const CHUNK: usize = 16 * 1024;
-    // Gray pixels (`step` bytes each, gray first): one L per code value.
+    // One L per gray code value.
+    let table: [f32; 256] =
+        std::array::from_fn(|v| lightness_from_luminance(y_of(v as u8, v as u8, v as u8)));
+    // Gray pixels (`step` bytes each, gray first).
     let gray = |raw: &[u8], step: usize| -> Vec<f32> {
-        let table: [f32; 256] =
-            std::array::from_fn(|v| lightness_from_luminance(y_of(v as u8, v as u8, v as u8)));
         raw.par_chunks_exact(step)
             .with_min_len(CHUNK)
             .map(|p| table[p[0] as usize])
@@ -134,8 +135,6 @@ pub fn lightness_of(image: &DynamicImage) -> (usize, usize, Vec<f32>) {
     // Colour pixels (`step` bytes each, RGB first). Gray ones (a scanned black-and-white photo
     // or film frame stored as RGB) take the table.
     let colour = |raw: &[u8], step: usize| -> Vec<f32> {
-        let table: [f32; 256] =
-            std::array::from_fn(|v| lightness_from_luminance(y_of(v as u8, v as u8, v as u8)));
         raw.par_chunks_exact(step)
             .with_min_len(CHUNK)
             .map(|p| {
