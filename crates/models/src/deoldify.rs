@@ -27,6 +27,7 @@ use colorize_engine::{Activation, Graph, Isa, ResizeMode, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::blocks::resnet::{bottleneck_graph, stage_graph};
+use crate::blocks::self_attention::self_attention_graph;
 use crate::error::ModelError;
 use crate::layers::{ConvGeometry, batch_norm_affine, conv};
 use crate::weights::Weights;
@@ -197,17 +198,7 @@ pub fn graph(config: &DeoldifyConfig, w: &Weights, isa: Isa) -> Result<Graph, Mo
         };
         let sa = b.pp(last).pp(3);
         if sa.contains("gamma") {
-            let gamma = sa.tensor("gamma", &[1])?[0];
-            let proj = |name: &str| {
-                conv(
-                    &sa.pp(name),
-                    None,
-                    ConvGeometry::new(1, 0),
-                    Activation::None,
-                    isa,
-                )
-            };
-            h = g.self_attention(h, proj("query")?, proj("key")?, proj("value")?, gamma)?;
+            h = self_attention_graph(&mut g, h, &sa, isa)?;
         }
     }
     // Final x2 (weight-normed conv with bias), the input joined back, the residual block, RGB.

@@ -63,6 +63,8 @@ impl ConvGeometry {
 
 /// The convolution `w.weight` (+ `w.bias` when `geometry.bias`), with the batch norm `bn` folded in when
 /// given, packed for `isa` with `activation` in its epilogue. The layer is named by `w`'s prefix.
+/// A spectral-normalised layer (`w.weight_orig`, `w.weight_u`, `w.weight_v`) is read with 1/σ
+/// folded into its weight ([`crate::blocks::spectral_norm::conv_weight`]).
 ///
 /// # Errors
 /// [`ModelError::MissingWeight`] / [`ModelError::WeightShape`] when a tensor is absent or its
@@ -76,7 +78,8 @@ pub fn conv(
 ) -> Result<PackedConv, ModelError> {
     let name = w.key("weight");
     let name = name.strip_suffix(".weight").unwrap_or(&name).to_string();
-    let weight = w.get("weight")?;
+    // A plain `weight`, or `weight_orig / σ` for a spectral-normalised layer.
+    let weight = crate::blocks::spectral_norm::conv_weight(w)?;
     let [cout, cin_per_group, kh, kw] = match weight.shape[..] {
         [o, i, h, k] => [o, i, h, k],
         _ => {
@@ -94,7 +97,7 @@ pub fn conv(
     spec.stride = geometry.stride;
     spec.padding = geometry.padding;
     spec.dilation = geometry.dilation;
-    let mut weights = weight.values.clone();
+    let mut weights = weight.values;
     let mut bias = if geometry.bias {
         w.tensor("bias", &[cout])?.to_vec()
     } else {

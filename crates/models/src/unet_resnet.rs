@@ -14,6 +14,28 @@
 //! activation are configurable (for example gray RGB in and RGB out with a sigmoid, as DeOldify's
 //! generator has).
 //!
+//! Two options bring DeOldify's generator tricks (`../shared/reference/deoldify.md` §3-4) for GAN
+//! training, both off by default:
+//! - `self_attention`: SAGAN self-attention (Zhang et al. 2018, arXiv:1805.08318;
+//!   [`crate::blocks::self_attention`]) after decoder level 1, whose output is at 1/8 resolution.
+//!   DeOldify puts its one attention block in the same place (UNet block 1, beside layer2's
+//!   1/8-resolution skip): low enough that the `(H·W)²` attention matrix stays affordable (a
+//!   256x256 crop gives 32x32 = 1024 positions, a 1024² matrix per image, where 1/4 resolution
+//!   would be 16 times larger), high enough that long-range context (the colour of one part of
+//!   a sky or a dress matching another) still reaches most of the picture before the fine levels.
+//! - `spectral_norm`: spectral normalisation (Miyato et al. 2018, arXiv:1802.05957;
+//!   [`crate::blocks::spectral_norm`]) on the decoder's five 3x3 convolutions (and the attention's
+//!   projections), keeping their batch norms, as DeOldify's decoder does (`NormType.Spectral`
+//!   with `extra_bn`). Spectral norm bounds each layer's Lipschitz constant, which keeps a
+//!   generator trained against a critic stable (Zhang et al. 2018 §4, who found it helps the
+//!   generator too). The encoder stays plain, as DeOldify's pretrained ResNet does. The
+//!   training loop calls [`UnetResnet::power_iteration`] once per optimiser step.
+//!
+//! With both off the keys are unchanged (`decoder.i.conv.weight`), so earlier model folders load.
+//! With `spectral_norm` the decoder convolutions are saved as `decoder.i.conv.weight_orig`,
+//! `weight_u`, `weight_v`; with `self_attention`, `decoder.1.attention.{query,key,value}.*` and
+//! `decoder.1.attention.gamma`.
+//!
 //! [`graph`] builds the same network for the inference engine straight from named weights
 //! (PyTorch-style keys, see [`crate::layers`]), with no burn module.
 
@@ -28,7 +50,9 @@ use serde::{Deserialize, Serialize};
 
 use colorize_engine::{Activation, Graph, Isa, ResizeMode};
 
-use crate::blocks::resnet::{BasicBlock, conv3x3, forward_stage, stage, stage_graph};
+use crate::blocks::resnet::{BasicBlock, forward_stage, stage, stage_graph};
+use crate::blocks::self_attention::{SelfAttention, SelfAttentionConfig, self_attention_graph};
+use crate::blocks::spectral_norm::ConvLayer;
 use crate::error::ModelError;
 use crate::layers::{ConvGeometry, conv};
 use crate::weights::Weights;
@@ -96,7 +120,19 @@ pub struct UnetResnetConfig {
     /// Activation after the final 1x1 convolution. Default tanh.
     #[serde(default)]
     pub output_activation: OutputActivation,
+    /// SAGAN self-attention after decoder level 1 (1/8 resolution), as DeOldify's generator.
+    /// Default false.
+    #[serde(default)]
+    pub self_attention: bool,
+    /// Spectral normalisation on the decoder's 3x3 convolutions (and the attention's
+    /// projections), batch norm kept, as DeOldify's decoder. Default false.
+    #[serde(default)]
+    pub spectral_norm: bool,
 }
+
+/// The decoder level followed by self-attention: level 1, whose output is at 1/8 resolution
+/// (see the module docs).
+pub const ATTENTION_LEVEL: usize = 1;
 
 impl UnetResnetConfig {
     /// The reference network: a full ResNet-34 encoder (stages 3-4-6-3 of 64/128/256/512
@@ -111,6 +147,8 @@ impl UnetResnetConfig {
             in_channels: 1,
             out_channels: 2,
             output_activation: OutputActivation::Tanh,
+            self_attention: false,
+            spectral_norm: false,
         }
     }
 
@@ -126,6 +164,8 @@ impl UnetResnetConfig {
             in_channels: 1,
             out_channels: 2,
             output_activation: OutputActivation::Tanh,
+            self_attention: false,
+            spectral_norm: false,
         }
     }
 
@@ -140,6 +180,8 @@ impl UnetResnetConfig {
             in_channels: 1,
             out_channels: 2,
             output_activation: OutputActivation::Tanh,
+            self_attention: false,
+            spectral_norm: false,
         }
     }
 
@@ -148,9 +190,20 @@ impl UnetResnetConfig {
     pub fn init(&self, device: &Device) -> UnetResnet {
         let [w1, w2, w3, w4] = self.widths;
         let [d4, d3, d2, d1, d0] = self.decoder_widths;
-        let dec = |i, o| DecoderBlock {
-            conv: conv3x3(i, o, 1, device),
+        let dec = |i, o, level| DecoderBlock {
+            conv: ConvLayer::init(
+                &Conv2dConfig::new([i, o], [3, 3])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .with_bias(false),
+                self.spectral_norm,
+                device,
+            ),
             bn: BatchNormConfig::new(o).init(device),
+            attention: (self.self_attention && level == ATTENTION_LEVEL).then(|| {
+                SelfAttentionConfig::new(o)
+                    .with_spectral_norm(self.spectral_norm)
+                    .init(device)
+            }),
         };
         UnetResnet {
             conv1: Conv2dConfig::new([self.in_channels, self.stem_width], [7, 7])
@@ -168,11 +221,11 @@ impl UnetResnetConfig {
             layer3: stage(w2, w3, self.depths[2], 2, device),
             layer4: stage(w3, w4, self.depths[3], 2, device),
             decoder: vec![
-                dec(w4 + w3, d4),
-                dec(d4 + w2, d3),
-                dec(d3 + w1, d2),
-                dec(d2 + self.stem_width, d1),
-                dec(d1 + self.in_channels, d0),
+                dec(w4 + w3, d4, 0),
+                dec(d4 + w2, d3, 1),
+                dec(d3 + w1, d2, 2),
+                dec(d2 + self.stem_width, d1, 3),
+                dec(d1 + self.in_channels, d0, 4),
             ],
             head: Conv2dConfig::new([d0, self.out_channels], [1, 1]).init(device),
             bilinear: self.upsample == Upsample::Bilinear,
@@ -181,13 +234,39 @@ impl UnetResnetConfig {
     }
 }
 
-/// One decoder level: 3x3 conv (no bias) + BN + ReLU over `[up(x), skip]`.
+/// One decoder level: 3x3 conv (no bias) + BN + ReLU over `[up(x), skip]`, then
+/// self-attention at [`ATTENTION_LEVEL`] when configured.
 #[derive(Module, Debug)]
 pub struct DecoderBlock {
-    /// 3x3 convolution over the concatenation.
-    pub conv: Conv2d,
+    /// 3x3 convolution over the concatenation (spectral-normalised when configured).
+    pub conv: ConvLayer,
     /// Batch norm after the convolution.
     pub bn: BatchNorm,
+    /// Self-attention after the ReLU (level [`ATTENTION_LEVEL`] only, when configured).
+    pub attention: Option<SelfAttention>,
+}
+
+impl DecoderBlock {
+    /// `relu(bn(conv(x)))`, then the attention if any.
+    ///
+    /// # Shapes
+    /// `x: [batch, in, H, W]` → `[batch, out, H, W]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = relu(self.bn.forward(self.conv.forward(x)));
+        match &self.attention {
+            Some(a) => a.forward(y),
+            None => y,
+        }
+    }
+
+    /// One power iteration on each spectral-normalised convolution (no-op without).
+    pub fn power_iteration(self) -> Self {
+        Self {
+            conv: self.conv.power_iteration(),
+            bn: self.bn,
+            attention: self.attention.map(SelfAttention::power_iteration),
+        }
+    }
 }
 
 /// The U-Net generator over a ResNet encoder. Field names follow torchvision's ResNet keys
@@ -257,7 +336,7 @@ impl UnetResnet {
         let mut y = x5;
         for (block, skip) in self.decoder.iter().zip([x4, x3, x2, x1, x0]) {
             let cat = self.up_cat(y, skip);
-            y = relu(block.bn.forward(block.conv.forward(cat))); // [batch, d_i, ...]
+            y = block.forward(cat); // [batch, d_i, ...]
         }
         let y = self.head.forward(y); // [batch, out_channels, H, W]
         match self.output_activation {
@@ -266,11 +345,26 @@ impl UnetResnet {
             OutputActivation::None => y,
         }
     }
+
+    /// One power iteration on every spectral-normalised layer (the decoder's convolutions and
+    /// the attention's projections); the network unchanged without spectral norm. The training
+    /// loop calls it once per optimiser step (PyTorch's `spectral_norm` does it inside each
+    /// training-mode forward).
+    pub fn power_iteration(mut self) -> Self {
+        self.decoder = self
+            .decoder
+            .into_iter()
+            .map(DecoderBlock::power_iteration)
+            .collect();
+        self
+    }
 }
 
 /// [`UnetResnet::forward`] as an engine graph, built from named weights (`conv1.weight`,
 /// `bn1.weight`, `layer1.0.conv1.weight`, ..., `decoder.4.conv.weight`, `decoder.4.bn.*`,
-/// `head.weight`, `head.bias`) with no burn module.
+/// `head.weight`, `head.bias`; with `spectral_norm`, `decoder.i.conv.weight_orig`, `weight_u`,
+/// `weight_v`, folded to `weight_orig / σ`; with `self_attention`, `decoder.1.attention.*`) with
+/// no burn module.
 ///
 /// The graph's input is `[batch, H, W, in_channels]` and its output `[batch, H, W,
 /// out_channels]`, NHWC: the same values as [`UnetResnet::forward`] in another layout.
@@ -334,7 +428,12 @@ pub fn graph(config: &UnetResnetConfig, w: &Weights, isa: Isa) -> Result<Graph, 
         let up = g.resize_like(y, skip, mode);
         let cat = g.concat(&[up, skip])?;
         let block = w.pp("decoder").pp(i);
-        block.tensor("conv.weight", &[cout, cin, 3, 3])?;
+        let weight = if config.spectral_norm {
+            "conv.weight_orig"
+        } else {
+            "conv.weight"
+        };
+        block.tensor(weight, &[cout, cin, 3, 3])?;
         let c = conv(
             &block.pp("conv"),
             Some(&block.pp("bn")),
@@ -343,6 +442,9 @@ pub fn graph(config: &UnetResnetConfig, w: &Weights, isa: Isa) -> Result<Graph, 
             isa,
         )?;
         y = g.conv(cat, c, None)?;
+        if config.self_attention && i == ATTENTION_LEVEL {
+            y = self_attention_graph(&mut g, y, &block.pp("attention"), isa)?;
+        }
     }
     check("head.weight", &[config.out_channels, d0, 1, 1])?;
     let head = conv(

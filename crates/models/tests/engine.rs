@@ -119,7 +119,7 @@ fn engine_matches_burn_for_every_preset_size_batch_and_kernel_family() {
 
 #[test]
 fn bundled_model_gives_the_same_photo_with_either_engine() {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/default");
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/stable");
     let device = Device::flex();
     let native = Colorizer::load(&dir, &device).unwrap();
     assert_eq!(native.engine(), EngineKind::Native);
@@ -321,4 +321,157 @@ fn grouped_and_depthwise_convolutions_from_named_weights_match_burn() {
         }
         assert!(named.unused().is_empty());
     }
+}
+
+/// Safetensors bytes of any module as a model folder stores them (PyTorch names, enum variants
+/// skipped), read back as named weights.
+fn module_weights<M: burn::module::Module>(module: &M) -> Weights {
+    use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
+    let mut store = SafetensorsStore::from_bytes(None)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .skip_enum_variants(true);
+    module.save_into(&mut store).unwrap();
+    Weights::from_bytes(&store.get_bytes().unwrap(), std::path::Path::new("module")).unwrap()
+}
+
+/// SAGAN self-attention, plain and spectral-normalised, from its saved weights (γ ≠ 0) against
+/// burn's forward, on every kernel family: the whole output and the attention term alone.
+#[test]
+fn self_attention_from_saved_weights_matches_burn() {
+    use colorize_models::blocks::self_attention::{SelfAttentionConfig, self_attention_graph};
+    let device = Device::flex();
+    device.seed(21);
+    let (b, c, h, w) = (2, 32, 7, 9);
+    for spectral in [false, true] {
+        let mut sa = SelfAttentionConfig::new(c)
+            .with_spectral_norm(spectral)
+            .init(&device);
+        sa.gamma = Param::from_tensor(Tensor::from_floats([0.7], &device));
+        let x = Tensor::<4>::random([b, c, h, w], Distribution::Uniform(-1.0, 1.0), &device);
+        let input = nhwc(x.clone());
+        let want = nhwc(sa.forward(x));
+        let weights = module_weights(&sa);
+        let key = if spectral { "weight_orig" } else { "weight" };
+        for name in ["query", "key", "value"] {
+            assert!(weights.pp(name).contains(key), "{name}.{key}");
+        }
+        assert_eq!(weights.shape("query.weight_u").is_some(), spectral);
+        assert_eq!(weights.shape("gamma"), Some(&[1][..]));
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+            let (mut g, x0) = Graph::new(c);
+            let y = self_attention_graph(&mut g, x0, &weights, isa).unwrap();
+            g.set_output(y);
+            weights.check_all_used().unwrap();
+            let got = g.run(&input, b, h, w).unwrap();
+            let rel = max_rel(&got, &want);
+            assert!(
+                rel < 1e-4,
+                "{isa} spectral {spectral}: relative error {rel}"
+            );
+            // The attention term alone (x subtracted from both), so x cannot hide an error.
+            let minus_x =
+                |v: &[f32]| -> Vec<f32> { v.iter().zip(&input).map(|(a, x)| a - x).collect() };
+            let rel_term = max_rel(&minus_x(&got), &minus_x(&want));
+            eprintln!("{isa} spectral {spectral}: relative error {rel:.2e}, term {rel_term:.2e}");
+            let rel = rel_term;
+            assert!(
+                rel < 1e-4,
+                "{isa} spectral {spectral}: attention term relative error {rel}"
+            );
+        }
+    }
+}
+
+/// The U-Net with self-attention and/or spectral normalisation: the engine graph from the saved
+/// weights (`weight_orig / σ` folded at load) against burn's forward at odd sizes; a saved and
+/// reloaded network gives the same output; the power iteration changes only u and v.
+#[test]
+fn unet_with_attention_and_spectral_norm_matches_the_engine() {
+    use colorize_models::blocks::spectral_norm::ConvLayer;
+    use colorize_models::model_dir::load_weights;
+    let device = Device::flex();
+    device.seed(8);
+    for (attention, spectral) in [(true, true), (true, false), (false, true)] {
+        let mut config = UnetResnetConfig::tiny();
+        config.self_attention = attention;
+        config.spectral_norm = spectral;
+        let mut unet = random_unet(&config, &device).power_iteration();
+        if let Some(a) = &mut unet.decoder[1].attention {
+            a.gamma = Param::from_tensor(Tensor::from_floats([0.8], &device));
+        }
+        assert_eq!(unet.decoder[1].attention.is_some(), attention);
+        assert_eq!(unet.decoder[0].conv.is_spectral(), spectral);
+        let net = Network::UnetResnet(unet);
+        let weights = module_weights(&net);
+        let conv_key = if spectral {
+            "conv.weight_orig"
+        } else {
+            "conv.weight"
+        };
+        assert!(weights.pp("decoder").pp(4).contains(conv_key));
+        assert_eq!(
+            weights.pp("decoder").pp(1).contains("attention.gamma"),
+            attention
+        );
+        let net_config = NetworkConfig::UnetResnet(config.clone());
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+            for (b, h, w) in [(1, 50, 37), (2, 33, 65)] {
+                let (rel, live) = compare(&net, &net_config, isa, b, h, w, &device);
+                eprintln!(
+                    "attention {attention} spectral {spectral} {isa} {b}x{h}x{w}: relative \
+                     error {rel:.2e}, {:.0}% unsaturated",
+                    live * 100.0
+                );
+                assert!(
+                    rel <= 1e-4,
+                    "attention {attention} spectral {spectral} {isa} {b}x{h}x{w}: relative error {rel}"
+                );
+            }
+        }
+        // Save and reload into a fresh network: u, v and γ come back, so the output does too.
+        let bytes = colorize_models::model_dir::weights_to_bytes(&net).unwrap();
+        let mut fresh = net_config.init(&device).unwrap();
+        load_weights(&mut fresh, bytes, std::path::Path::new("unet")).unwrap();
+        let x = Tensor::<4>::random([1, 1, 40, 24], Distribution::Uniform(-1.0, 1.0), &device);
+        assert_eq!(nhwc(net.forward(x.clone())), nhwc(fresh.forward(x)));
+        // One power iteration moves u (unless it has converged) but never weight_orig.
+        let Network::UnetResnet(unet) = net else {
+            unreachable!()
+        };
+        if let ConvLayer::Spectral(c) = &unet.decoder[2].conv {
+            let orig = c.weight_orig.val();
+            let next = unet.power_iteration();
+            let ConvLayer::Spectral(d) = &next.decoder[2].conv else {
+                unreachable!()
+            };
+            assert_eq!(nhwc_any(orig), nhwc_any(d.weight_orig.val()));
+        }
+    }
+}
+
+fn nhwc_any<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// A `config.json` written before `self_attention` and `spectral_norm` existed (the bundled
+/// model's) loads with both off, and its `decoder.i.conv.weight` keys fill plain convolutions.
+#[test]
+fn config_without_attention_or_spectral_norm_loads_as_before() {
+    use colorize_models::blocks::spectral_norm::ConvLayer;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/stable");
+    let json = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    assert!(!json.contains("self_attention") && !json.contains("spectral_norm"));
+    let (config, net) = colorize_models::load_model_dir(&dir, &Device::flex()).unwrap();
+    let NetworkConfig::UnetResnet(c) = &config.network else {
+        panic!("the bundled model is a unet_resnet");
+    };
+    assert!(!c.self_attention && !c.spectral_norm);
+    let Network::UnetResnet(unet) = &net else {
+        panic!("the bundled model is a unet_resnet");
+    };
+    assert!(
+        unet.decoder
+            .iter()
+            .all(|d| { matches!(d.conv, ConvLayer::Plain(_)) && d.attention.is_none() })
+    );
 }

@@ -1,3 +1,5 @@
 //! Building blocks shared by several networks.
 
 pub mod resnet;
+pub mod self_attention;
+pub mod spectral_norm;
