@@ -24,6 +24,7 @@ use crate::ops::blur::Blur;
 use crate::ops::concat::Concat;
 use crate::ops::conv::Conv;
 use crate::ops::copy::{Copy, Input};
+use crate::ops::global_pool::GlobalAvgPool;
 use crate::ops::pixel_shuffle::PixelShuffle;
 use crate::ops::pool::Pool;
 use crate::ops::resize::Resize;
@@ -212,6 +213,18 @@ impl Graph {
             padding,
             PoolKind::Avg { count_include_pad },
         )
+    }
+
+    /// Adds a global average pool: the mean of each channel over the whole image, a `1 x 1`
+    /// value (`[batch, H, W, C]` → `[batch, 1, 1, C]`; PyTorch `AdaptiveAvgPool2d(1)`). Resize it
+    /// with [`ResizeMode::Nearest`] to another value's size ([`Graph::resize_like`]) to replicate
+    /// the vector over that grid.
+    pub fn global_avg_pool(&mut self, x: Value) -> Value {
+        let c = self.channels(x);
+        self.push(GlobalAvgPool {
+            x: [x],
+            channels: c,
+        })
     }
 
     /// Adds a pixel shuffle by `factor` (`[c·r², h, w]` → `[c, h·r, w·r]`, PyTorch order).

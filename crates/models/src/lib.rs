@@ -5,6 +5,10 @@
 //! - [`eccv16`]: Zhang et al. 2016's classification network over 313 ab bins (engine graph only).
 //! - [`deoldify`]: DeOldify's generators (engine graph only).
 //! - [`siggraph17`]: Zhang et al. 2017's user-guided network, automatic mode (engine graph only).
+//! - [`plain_cnn`]: the plain encoder-decoder baseline (stride-2 convs down, transposed convs up).
+//! - [`resnet18_regressor`]: a ResNet-18 encoder with an upsampling head, no skip connections.
+//! - [`fusion`]: Deep Koalarization (Baldassarre et al. 2017), an encoder fused with a ResNet-18
+//!   backbone's global features.
 //! - [`blocks`]: parts shared by networks (ResNet basic blocks).
 //! - [`model_dir`]: `config.json` + `model.safetensors` directories, loading with weight checks.
 //! - [`model_io`]: the I/O contract in `config.json` (what a network takes and returns, its size
@@ -28,12 +32,15 @@ pub mod deoldify;
 pub mod eccv16;
 pub mod error;
 pub mod eval;
+pub mod fusion;
 pub mod hints;
 pub mod layers;
 pub mod model_dir;
 pub mod model_io;
 pub mod network;
 pub mod pipelines;
+pub mod plain_cnn;
+pub mod resnet18_regressor;
 pub mod siggraph17;
 pub mod source;
 pub mod unet_resnet;

@@ -8,6 +8,9 @@ use colorize_engine::{Graph, Isa};
 use crate::deoldify::DeoldifyConfig;
 use crate::eccv16::Eccv16Config;
 use crate::error::ModelError;
+use crate::fusion::{Fusion, FusionConfig};
+use crate::plain_cnn::{PlainCnn, PlainCnnConfig};
+use crate::resnet18_regressor::{Resnet18Regressor, Resnet18RegressorConfig};
 use crate::siggraph17::Siggraph17Config;
 use crate::unet_resnet::{UnetResnet, UnetResnetConfig};
 use crate::weights::Weights;
@@ -26,6 +29,14 @@ pub enum NetworkConfig {
     Deoldify(DeoldifyConfig),
     /// Zhang et al. 2017's siggraph17 ([`crate::siggraph17`]): inference only (no burn module).
     Siggraph17(Siggraph17Config),
+    /// [`PlainCnn`]: the plain encoder-decoder baseline ([`crate::plain_cnn`]).
+    PlainCnn(PlainCnnConfig),
+    /// [`Resnet18Regressor`]: a ResNet-18 encoder with an upsampling head
+    /// ([`crate::resnet18_regressor`]).
+    Resnet18Regressor(Resnet18RegressorConfig),
+    /// [`Fusion`]: Deep Koalarization, encoder + global classifier features
+    /// ([`crate::fusion`]).
+    Fusion(FusionConfig),
 }
 
 impl NetworkConfig {
@@ -36,6 +47,9 @@ impl NetworkConfig {
     pub fn init(&self, device: &Device) -> Result<Network, ModelError> {
         match self {
             Self::UnetResnet(c) => Ok(Network::UnetResnet(c.init(device))),
+            Self::PlainCnn(c) => Ok(Network::PlainCnn(c.init(device))),
+            Self::Resnet18Regressor(c) => Ok(Network::Resnet18Regressor(c.init(device))),
+            Self::Fusion(c) => Ok(Network::Fusion(c.init(device))),
             Self::Eccv16(_) | Self::Deoldify(_) | Self::Siggraph17(_) => {
                 Err(ModelError::InferenceOnly { arch: self.arch() })
             }
@@ -55,6 +69,9 @@ impl NetworkConfig {
             Self::Eccv16(c) => crate::eccv16::graph(c, weights, isa),
             Self::Deoldify(c) => crate::deoldify::graph(c, weights, isa),
             Self::Siggraph17(c) => crate::siggraph17::graph(c, weights, isa),
+            Self::PlainCnn(c) => crate::plain_cnn::graph(c, weights, isa),
+            Self::Resnet18Regressor(c) => crate::resnet18_regressor::graph(c, weights, isa),
+            Self::Fusion(c) => crate::fusion::graph(c, weights, isa),
         }
     }
 
@@ -65,6 +82,9 @@ impl NetworkConfig {
             Self::Eccv16(_) => (1, 2),
             Self::Deoldify(_) => (3, 3),
             Self::Siggraph17(_) => (4, 2),
+            Self::PlainCnn(c) => (c.in_channels, c.out_channels),
+            Self::Resnet18Regressor(c) => (c.in_channels, c.out_channels),
+            Self::Fusion(c) => (c.in_channels, c.out_channels),
         }
     }
 
@@ -75,17 +95,29 @@ impl NetworkConfig {
             Self::Eccv16(_) => "eccv16",
             Self::Deoldify(_) => "deoldify",
             Self::Siggraph17(_) => "siggraph17",
+            Self::PlainCnn(_) => "plain_cnn",
+            Self::Resnet18Regressor(_) => "resnet18_regressor",
+            Self::Fusion(_) => "fusion",
         }
     }
 }
 
 /// A loaded burn network (for training and [`crate::EngineKind::Burn`]); what its input and
 /// output mean is the model's [`crate::ModelIo`].
+// Variants differ by a few hundred bytes of layer handles (the tensors live on the device), and
+// a network is built once and shared behind an `Arc`: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 #[non_exhaustive]
 pub enum Network {
     /// U-Net over a ResNet encoder.
     UnetResnet(UnetResnet),
+    /// The plain encoder-decoder baseline.
+    PlainCnn(PlainCnn),
+    /// A ResNet-18 encoder with an upsampling head.
+    Resnet18Regressor(Resnet18Regressor),
+    /// Deep Koalarization (encoder fused with a backbone's global features).
+    Fusion(Fusion),
 }
 
 impl Network {
@@ -97,6 +129,20 @@ impl Network {
     pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
         match self {
             Self::UnetResnet(n) => n.forward(l),
+            Self::PlainCnn(n) => n.forward(l),
+            Self::Resnet18Regressor(n) => n.forward(l),
+            Self::Fusion(n) => n.forward(l),
+        }
+    }
+
+    /// One power iteration on every spectral-normalised layer
+    /// ([`UnetResnet::power_iteration`]), for the training loop to call once per optimiser
+    /// step; networks without spectral norm are returned unchanged.
+    pub fn power_iteration(self) -> Self {
+        match self {
+            Self::UnetResnet(n) => Self::UnetResnet(n.power_iteration()),
+            #[allow(unreachable_patterns)]
+            other => other,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! colorize-models integration tests: model directories (safetensors round trip, mismatched
 //! weights) and the pipeline's size and L guarantees on real photos and extreme shapes.
 
+mod architectures;
 mod bundled_outputs;
 mod contract;
 mod eccv16;

@@ -10,6 +10,7 @@
 //! - `conv.rs`: a packed convolution (kernels in [`crate::conv`]) with an optional
 //!   residual.
 //! - `pool.rs`: max- and average pooling.
+//! - `global_pool.rs`: global average pooling to a `1 x 1` map.
 //! - `resize.rs`: nearest and bilinear resizing to another value's size or by a factor.
 //! - `affine.rs`: a per-channel affine map (batch norm that cannot fold into a convolution).
 //! - `softmax.rs`: softmax over the channels of each pixel.
@@ -35,6 +36,7 @@ pub(crate) mod blur;
 pub(crate) mod concat;
 pub(crate) mod conv;
 pub(crate) mod copy;
+pub(crate) mod global_pool;
 pub(crate) mod pixel_shuffle;
 pub(crate) mod pool;
 pub(crate) mod resize;
