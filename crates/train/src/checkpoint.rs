@@ -32,12 +32,15 @@ pub const STATE_FILE: &str = "state.json";
 /// The position of a training loop, `state.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
-    /// The last completed epoch (1-based; 0 before the first).
+    /// The last completed round, usually an epoch (1-based; 0 before the first).
     pub epoch: usize,
     /// Optimizer steps taken, over all epochs (drives the learning-rate schedule and crop seeds).
     pub step: usize,
-    /// The best validation PSNR so far, in dB.
+    /// Validation PSNR of the exported model, in dB.
     pub best_psnr: f64,
+    /// Whether the exported model reached the run's `min_colourfulness`.
+    #[serde(default)]
+    pub best_colourful: bool,
     /// The epoch that reached it (the exported model).
     pub best_epoch: usize,
     /// Training seconds over every session of the run.
@@ -252,6 +255,7 @@ mod tests {
             best_psnr: 22.5,
             best_epoch: epoch,
             seconds: 1.5,
+            best_colourful: false,
         }
     }
 

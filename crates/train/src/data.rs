@@ -7,7 +7,9 @@ use burn::prelude::*;
 use colorize_core::LabImage;
 use colorize_core::io::{DecodeLimits, decode_image};
 use colorize_core::resize::resize_plane;
-use colorize_models::ModelIo;
+use colorize_models::{ModelIo, OutputKind};
+
+use crate::ab_bins::{AbBins, BinTargets};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -124,16 +126,22 @@ pub struct Batch {
     /// The network input, `[batch, channels, S, S]`, encoded as the model's I/O contract says
     /// (default: one channel, `(L − 50)/50`).
     pub l: Tensor<4>,
-    /// The target, `[batch, 2, S, S]`, `ab / scale` (default scale 110).
+    /// The target, `[batch, 2, S, S]`, `ab / scale` (default scale 110; `ab / 110` for a model
+    /// with ab-bin outputs).
     pub ab: Tensor<4>,
+    /// The soft-encoded ab-bin targets, when `make_batch` was given bins.
+    pub bins: Option<BinTargets>,
 }
 
 /// Builds a batch of random crops of the images at `indices`, encoded as `io` says; each sample
 /// draws its crop from its own RNG seeded with `seed` and its position, so batches are
 /// reproducible.
 ///
+/// With `bins`, the batch also carries the ab-bin targets of [`AbBins::encode`].
+///
 /// # Errors
-/// [`TrainError::Contract`] when `io` has an output the trainer cannot regress (not ab).
+/// [`TrainError::Contract`] when `io` has an output the trainer cannot learn (not ab or ab bins).
+#[allow(clippy::too_many_arguments)]
 pub fn make_batch(
     io: &ModelIo,
     data: &LabDataset,
@@ -141,6 +149,7 @@ pub fn make_batch(
     crop: usize,
     min_fraction: f64,
     seed: u64,
+    bins: Option<&AbBins>,
     device: &Device,
 ) -> Result<Batch, TrainError> {
     let crops: Vec<Crop> = indices
@@ -159,12 +168,26 @@ pub fn make_batch(
     let cin = io.input_channels();
     let mut l = Vec::with_capacity(n * cin * plane);
     let mut ab = Vec::with_capacity(2 * n * plane);
+    let target_io = match io.output {
+        OutputKind::AbBins { .. } => ModelIo::default(),
+        _ => io.clone(),
+    };
     for c in &crops {
         l.extend(io.encode_input(&c.l));
-        ab.extend(io.encode_target(&c.a, &c.b).map_err(TrainError::Contract)?);
+        ab.extend(
+            target_io
+                .encode_target(&c.a, &c.b)
+                .map_err(TrainError::Contract)?,
+        );
     }
+    let bins = bins.map(|bins| {
+        let a: Vec<f32> = crops.iter().flat_map(|c| c.a.iter().copied()).collect();
+        let b: Vec<f32> = crops.iter().flat_map(|c| c.b.iter().copied()).collect();
+        bins.encode(&a, &b, n, crop, crop, device)
+    });
     Ok(Batch {
         l: Tensor::from_data(TensorData::new(l, [n, cin, crop, crop]), device),
         ab: Tensor::from_data(TensorData::new(ab, [n, 2, crop, crop]), device),
+        bins,
     })
 }

@@ -59,6 +59,24 @@ pub enum TrainError {
         #[source]
         source: burn::store::RecordError,
     },
+    /// Every training photo is gray (a and b near 0): there is no colour to learn.
+    #[error(
+        "{path}: every training photo is gray (a and b within ±2): nothing to learn colour from"
+    )]
+    AllGray {
+        /// The training folder.
+        path: PathBuf,
+    },
+    /// A loss stopped being finite; nothing of the round was written, the last checkpoint stands.
+    #[error(
+        "the {what} became NaN or infinite at step {step}; the last good checkpoint is kept (lower --lr or --critic-lr)"
+    )]
+    Diverged {
+        /// Which loss.
+        what: String,
+        /// The global step.
+        step: usize,
+    },
     /// An option is out of range.
     #[error("invalid option: {0}")]
     Option(String),

@@ -53,6 +53,13 @@ pub enum TrainEvent {
         /// Photos per step.
         batch_size: usize,
     },
+    /// A phase of the schedule starts (regression, critic pretraining, adversarial).
+    Phase {
+        /// Its name, as in `metrics.csv`.
+        phase: &'static str,
+        /// Its first round.
+        first_round: usize,
+    },
     /// One optimizer step is done.
     Step {
         /// The epoch.
@@ -61,8 +68,10 @@ pub enum TrainEvent {
         step: usize,
         /// Steps in an epoch.
         steps_per_epoch: usize,
-        /// This step's loss.
+        /// This step's generator loss (0 while only the critic trains).
         loss: f64,
+        /// This step's critic loss, in GAN rounds.
+        critic_loss: Option<f64>,
         /// Mean loss of the epoch's steps so far.
         mean_loss: f64,
         /// The learning rate the step used.

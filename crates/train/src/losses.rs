@@ -17,6 +17,8 @@
 //! GAN's critic, Mao et al. 2017, arXiv:1611.04076).
 
 use burn::prelude::*;
+use burn::tensor::activation::{relu, softplus};
+use serde::{Deserialize, Serialize};
 
 /// Mean absolute error, `mean(|pred − target|)`.
 ///
@@ -33,6 +35,44 @@ pub fn l1_ab(pred: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
 pub fn mse_ab(pred: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
     let d = pred - target;
     (d.clone() * d).mean()
+}
+
+/// The adversarial objective of a GAN schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GanLoss {
+    /// The non-saturating loss of Goodfellow et al. 2014 (arXiv:1406.2661, §3) as pix2pix uses it:
+    /// the critic minimises `softplus(−D(real)) + softplus(D(fake))` (binary cross-entropy on
+    /// logits), the generator `softplus(−D(fake))`.
+    NonSaturating,
+    /// The hinge loss (Lim & Ye 2017, arXiv:1705.02894; SAGAN, arXiv:1805.08318, eq. 5): the
+    /// critic minimises `relu(1 − D(real)) + relu(1 + D(fake))`, the generator `−D(fake)`.
+    Hinge,
+}
+
+/// The critic's loss on real and generated samples.
+///
+/// # Shapes
+/// `real`, `fake`: critic logits, `[batch, 1, h, w]` (one per patch) → `[1]`, the mean over
+/// patches of each term, summed.
+pub fn critic_loss(kind: GanLoss, real: Tensor<4>, fake: Tensor<4>) -> Tensor<1> {
+    match kind {
+        GanLoss::NonSaturating => softplus(real.neg(), 1.0).mean() + softplus(fake, 1.0).mean(),
+        GanLoss::Hinge => {
+            relu(real.neg().add_scalar(1.0)).mean() + relu(fake.add_scalar(1.0)).mean()
+        }
+    }
+}
+
+/// The generator's adversarial term: how far the critic is from taking `fake` for real.
+///
+/// # Shapes
+/// `fake`: critic logits on generated samples, `[batch, 1, h, w]` → `[1]`.
+pub fn generator_adversarial_loss(kind: GanLoss, fake: Tensor<4>) -> Tensor<1> {
+    match kind {
+        GanLoss::NonSaturating => softplus(fake.neg(), 1.0).mean(),
+        GanLoss::Hinge => fake.mean().neg(),
+    }
 }
 
 #[cfg(test)]
@@ -92,5 +132,39 @@ mod tests {
         {
             assert!((gi - 2.0 * p / 8.0).abs() < 1e-6, "{g:?}");
         }
+    }
+    #[test]
+    fn gan_losses_match_their_formulas() {
+        let device = Device::flex();
+        let logits = |v: [f32; 2]| {
+            Tensor::<4>::from_data(TensorData::new(v.to_vec(), [1, 1, 1, 2]), &device)
+        };
+        let sp = |x: f32| (1.0 + x.exp()).ln();
+        let (r, f) = ([2.0f32, -0.5], [0.3f32, -3.0]);
+        let ns = scalar(critic_loss(GanLoss::NonSaturating, logits(r), logits(f)));
+        let want = (sp(-r[0]) + sp(-r[1])) / 2.0 + (sp(f[0]) + sp(f[1])) / 2.0;
+        assert!((ns - want).abs() < 1e-5, "{ns} {want}");
+        let hinge = scalar(critic_loss(GanLoss::Hinge, logits(r), logits(f)));
+        // relu(1-2)=0, relu(1.5)=1.5 → 0.75; relu(1.3)=1.3, relu(-2)=0 → 0.65.
+        assert!((hinge - 1.4).abs() < 1e-6, "{hinge}");
+        let g = scalar(generator_adversarial_loss(
+            GanLoss::NonSaturating,
+            logits(f),
+        ));
+        assert!((g - (sp(-f[0]) + sp(-f[1])) / 2.0).abs() < 1e-5);
+        let g = scalar(generator_adversarial_loss(GanLoss::Hinge, logits(f)));
+        assert!((g - 1.35).abs() < 1e-6, "{g}");
+        // A critic that is right about both has a lower loss than one that is wrong.
+        let right = scalar(critic_loss(
+            GanLoss::Hinge,
+            logits([3.0, 3.0]),
+            logits([-3.0, -3.0]),
+        ));
+        let wrong = scalar(critic_loss(
+            GanLoss::Hinge,
+            logits([-3.0, -3.0]),
+            logits([3.0, 3.0]),
+        ));
+        assert!(right < wrong);
     }
 }

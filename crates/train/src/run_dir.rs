@@ -26,7 +26,7 @@ pub const TRAIN_JSON: &str = "train.json";
 pub const METRICS_FILE: &str = "metrics.csv";
 /// The header line of `metrics.csv` (with its newline). Seconds are training time over resumed
 /// sessions too; PSNR in dB; `gray_*` score the gray input itself, the floor a model must beat.
-pub const METRICS_HEADER: &str = "epoch,step,seconds,train_loss,lr,val_psnr,val_ssim,val_colourfulness,gray_psnr,gray_ssim,truth_colourfulness,val_images\n";
+pub const METRICS_HEADER: &str = "epoch,step,seconds,train_loss,lr,val_psnr,val_ssim,val_colourfulness,gray_psnr,gray_ssim,truth_colourfulness,val_images,phase,critic_loss\n";
 
 /// A run directory (see the module docs for its layout).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +102,10 @@ pub struct MetricsRow<'a> {
     pub lr: f64,
     /// The epoch's validation report.
     pub report: &'a EvalReport,
+    /// The schedule's phase (`regression`, `critic-pretraining`, `adversarial`).
+    pub phase: &'a str,
+    /// Mean critic loss of the round, in GAN rounds.
+    pub critic_loss: Option<f64>,
 }
 
 impl MetricsRow<'_> {
@@ -109,7 +113,7 @@ impl MetricsRow<'_> {
     pub fn to_csv(&self) -> String {
         let r = self.report;
         format!(
-            "{},{},{:.1},{:.5},{:.3e},{:.3},{:.4},{:.2},{:.3},{:.4},{:.2},{}\n",
+            "{},{},{:.1},{:.5},{:.3e},{:.3},{:.4},{:.2},{:.3},{:.4},{:.2},{},{},{}\n",
             self.epoch,
             self.step,
             self.seconds,
@@ -121,7 +125,11 @@ impl MetricsRow<'_> {
             r.gray.psnr,
             r.gray.ssim,
             r.ground_truth_colourfulness,
-            r.images
+            r.images,
+            self.phase,
+            self.critic_loss
+                .map(|v| format!("{v:.5}"))
+                .unwrap_or_default()
         )
     }
 }
@@ -186,6 +194,8 @@ mod tests {
                 train_loss: 0.123456,
                 lr: 0.002,
                 report: &report,
+                phase: "adversarial",
+                critic_loss: (epoch == 2).then_some(1.25),
             })
             .unwrap();
         }
@@ -193,8 +203,8 @@ mod tests {
         assert_eq!(
             csv,
             format!(
-                "{METRICS_HEADER}1,10,12.3,0.12346,2.000e-3,23.457,0.9123,17.78,21.000,0.9000,30.12,4\n\
-                 2,20,12.3,0.12346,2.000e-3,23.457,0.9123,17.78,21.000,0.9000,30.12,4\n"
+                "{METRICS_HEADER}1,10,12.3,0.12346,2.000e-3,23.457,0.9123,17.78,21.000,0.9000,30.12,4,adversarial,\n\
+                 2,20,12.3,0.12346,2.000e-3,23.457,0.9123,17.78,21.000,0.9000,30.12,4,adversarial,1.25000\n"
             )
         );
         assert_eq!(

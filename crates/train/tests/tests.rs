@@ -1,4 +1,6 @@
 //! colorize-train integration tests: the trainer lowers the loss on a small generated data set,
 //! writes metrics.csv, exports a loadable model, and resumes from its checkpoint.
 
+mod critics;
+mod recipes;
 mod training;

@@ -11,7 +11,7 @@ use image::{Rgb, RgbImage};
 /// Writes `n` generated photos whose colour follows from their lightness pattern: a bright sky
 /// (blue) above a darker textured field (green), the horizon at a random height. A network can learn
 /// this mapping from L alone, so the loss must fall.
-fn make_dataset(dir: &Path, n: usize) {
+pub fn make_dataset(dir: &Path, n: usize) {
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     for i in 0..n {
         let horizon = 16 + (i * 7) % 32;
@@ -61,11 +61,11 @@ fn outline(events: &[TrainEvent]) -> Vec<String> {
 }
 
 /// Trains without looking at the events.
-fn train_quietly(o: &TrainOptions) -> Result<TrainSummary, TrainError> {
+pub fn train_quietly(o: &TrainOptions) -> Result<TrainSummary, TrainError> {
     train(o, &Device::flex(), &mut |_| {})
 }
 
-fn options(data: &Path, out: &Path, epochs: usize) -> TrainOptions {
+pub fn options(data: &Path, out: &Path, epochs: usize) -> TrainOptions {
     let mut o = TrainOptions::new(data.to_path_buf(), out.to_path_buf());
     o.preset = Preset::Tiny;
     o.epochs = epochs;
