@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sweeps render size and saturation for a model directory over the held-out sets and prints one
 # row per setting: PSNR (model and gray), SSIM and colourfulness per set. This is how the bundled
-# model's defaults (render size, saturation) were chosen; see models/default/MODEL_CARD.md.
+# model's defaults (render size, saturation) were chosen; see models/stable/MODEL_CARD.md.
 #
 # usage: scripts/eval-sweep.sh MODEL_DIR "96 128 160" "0.8 1.0 1.2" [SETS...]
 set -euo pipefail

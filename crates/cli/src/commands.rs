@@ -23,10 +23,16 @@ pub const EXIT_PARTIAL: u8 = 1;
 /// Exit code: nothing could be done.
 pub const EXIT_FATAL: u8 = 3;
 
-/// The bundled default model (`models/default`), trained by this project; see its MODEL_CARD.md.
-pub(crate) const BUNDLED_CONFIG: &[u8] = include_bytes!("../../../models/default/config.json");
-pub(crate) const BUNDLED_WEIGHTS: &[u8] =
-    include_bytes!("../../../models/default/model.safetensors");
+/// The models compiled into the binary, by name, each from its folder under `models/` (see its
+/// MODEL_CARD.md): `(name, config.json, model.safetensors)`. The first is the default.
+pub(crate) const BUNDLED: &[(&str, &[u8], &[u8])] = &[(
+    "stable",
+    include_bytes!("../../../models/stable/config.json"),
+    include_bytes!("../../../models/stable/model.safetensors"),
+)];
+
+/// The name that stands for the first bundled model.
+pub(crate) const DEFAULT_NAME: &str = "default";
 
 /// The compute device. Backends are chosen here and only here; the library crates take `&Device`.
 /// Today the pure-Rust CPU backend (burn's Flex) is the one compiled in.
@@ -37,8 +43,9 @@ pub fn select_device() -> Device {
 /// Flags shared by the commands that run a model.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Model directory (config.json + model.safetensors); default: the bundled model.
-    #[arg(long, value_name = "DIR")]
+    /// Model directory (config.json + model.safetensors) or the name of a bundled model:
+    /// `stable` (the default) or `artistic` (more colourful; see models/*/MODEL_CARD.md).
+    #[arg(long, value_name = "DIR|NAME")]
     pub model: Option<PathBuf>,
     /// Shorter side, in pixels, at which the network sees the photo (rounded to a multiple of 32);
     /// default: the model's own (160 for the bundled model). Larger is slower, not always better.
@@ -110,13 +117,39 @@ impl From<IsaArg> for Isa {
     }
 }
 
-/// The bundled model as a [`ModelSource`] named `default`.
-pub fn bundled_model() -> ModelSource {
-    ModelSource::Bytes {
-        name: "default".into(),
-        config_json: Arc::from(BUNDLED_CONFIG),
-        weights: Arc::from(BUNDLED_WEIGHTS),
+/// The bundled model called `name` (`default` is the first of [`BUNDLED`], under that name), or
+/// `None`.
+pub fn bundled_model(name: &str) -> Option<ModelSource> {
+    let (_, config, weights) = if name == DEFAULT_NAME {
+        BUNDLED.first()?
+    } else {
+        BUNDLED.iter().find(|(n, _, _)| *n == name)?
+    };
+    Some(ModelSource::Bytes {
+        name: name.into(),
+        config_json: Arc::from(*config),
+        weights: Arc::from(*weights),
+    })
+}
+
+/// The model `--model VALUE` names: a model folder when one is there, otherwise a bundled model
+/// by name (`stable`, `artistic`, `default`).
+///
+/// # Errors
+/// When VALUE is neither a folder nor a bundled model's name (the message lists the names).
+pub fn model_source(value: &Path) -> anyhow::Result<ModelSource> {
+    if !value.exists() {
+        if let Some(source) = value.to_str().and_then(bundled_model) {
+            return Ok(source);
+        }
+        let names: Vec<&str> = BUNDLED.iter().map(|(n, _, _)| *n).collect();
+        bail!(
+            "no model folder {} (the bundled models are {} and {DEFAULT_NAME})",
+            value.display(),
+            names.join(", ")
+        );
     }
+    Ok(ModelSource::dir(value)?)
 }
 
 impl EngineArg {
@@ -158,8 +191,8 @@ impl ModelArgs {
             saturation: self.saturation,
         };
         let source = match &self.model {
-            Some(dir) => ModelSource::dir(dir)?,
-            None => bundled_model(),
+            Some(value) => model_source(value)?,
+            None => bundled_model(DEFAULT_NAME).expect("a bundled model"),
         };
         source
             .load(&select_device(), &options)

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use colorize_server::{ModelSource, Retention, ServerConfig};
+use colorize_server::{Retention, ServerConfig};
 
-use crate::commands::{EngineArg, bundled_model, select_device, set_threads};
+use crate::commands::{DEFAULT_NAME, EngineArg, bundled_model, model_source, select_device, set_threads};
 
 /// Flags of `colorize serve`.
 #[derive(Args, Debug)]
@@ -19,8 +19,9 @@ pub struct ServeArgs {
     /// Folder for uploaded and colourised images (created if missing).
     #[arg(long, value_name = "DIR", default_value = "colorize-data")]
     pub data_dir: PathBuf,
-    /// Model directory to serve, named by its folder name; repeat for several (the first is the
-    /// default). The bundled model is served too, as "default", unless a folder is named so.
+    /// Model directory to serve, named by its folder name, or a bundled model's name (`stable`,
+    /// `artistic`); repeat for several (the first is the default). The bundled stable model is
+    /// served too, as "default", unless a folder is named so.
     #[arg(long = "model", value_name = "DIR")]
     pub models: Vec<PathBuf>,
     /// Inference worker threads (each holds a copy of every model).
@@ -53,11 +54,11 @@ pub struct ServeArgs {
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     set_threads(args.threads)?;
     let mut models = Vec::new();
-    for dir in &args.models {
-        models.push(ModelSource::dir(dir)?);
+    for value in &args.models {
+        models.push(model_source(value)?);
     }
-    if !models.iter().any(|m| m.name() == "default") {
-        models.push(bundled_model());
+    if !models.iter().any(|m| m.name() == DEFAULT_NAME) {
+        models.push(bundled_model(DEFAULT_NAME).expect("a bundled model"));
     }
     let mut config = ServerConfig::new(args.data_dir, models, select_device());
     config.engine = args.engine.single()?;

@@ -7,20 +7,44 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use colorize_train::{Preset, TrainEvent, TrainOptions};
+use colorize_train::critics::CriticKind;
+use colorize_train::losses::GanLoss;
+use colorize_train::{Arch, Loss, Preset, Schedule, TrainEvent, TrainOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::commands::{select_device, set_threads};
 
-/// Network presets for `--preset`.
+/// Network sizes for `--preset`.
 #[derive(ValueEnum, Debug, Clone, Copy)]
 pub enum PresetArg {
-    /// ResNet-18 depths, half widths (~3.4 M parameters): trains on 2 CPU cores.
+    /// About 1-4 M parameters (the U-Net: ResNet-18 depths, half widths, 3.4 M): trains on 2 CPU
+    /// cores.
     Light,
-    /// The full ResNet-34 encoder (~24 M parameters).
+    /// The papers' widths (the U-Net: the full ResNet-34 encoder, ~24 M parameters).
+    #[value(alias = "full")]
     Resnet34,
     /// A tiny network for tests.
     Tiny,
+}
+
+fn arch(s: &str) -> Result<Arch, String> {
+    Arch::parse(s).map_err(|e| e.to_string())
+}
+fn schedule(s: &str) -> Result<Schedule, String> {
+    Schedule::parse(s).map_err(|e| e.to_string())
+}
+fn loss(s: &str) -> Result<Loss, String> {
+    Loss::parse(s).map_err(|e| e.to_string())
+}
+fn critic(s: &str) -> Result<CriticKind, String> {
+    CriticKind::parse(s)
+}
+fn gan_loss(s: &str) -> Result<GanLoss, String> {
+    match s {
+        "non-saturating" => Ok(GanLoss::NonSaturating),
+        "hinge" => Ok(GanLoss::Hinge),
+        _ => Err(format!("unknown GAN loss `{s}`: expected non-saturating or hinge")),
+    }
 }
 
 /// `colorize train`.
@@ -35,9 +59,64 @@ pub struct TrainArgs {
     /// Validation photos (default: 10 % of --data held out).
     #[arg(long, value_name = "DIR")]
     pub val: Option<PathBuf>,
-    /// Network preset.
+    /// Generator architecture: plain-cnn, resnet18-regressor, unet-resnet34 or fusion.
+    #[arg(long, value_parser = arch, default_value = "unet-resnet34")]
+    pub arch: Arch,
+    /// Network size.
     #[arg(long, value_enum, default_value = "light")]
     pub preset: PresetArg,
+    /// unet-resnet34: SAGAN self-attention in the decoder.
+    #[arg(long)]
+    pub self_attention: bool,
+    /// unet-resnet34: spectral normalisation of the decoder's convolutions.
+    #[arg(long)]
+    pub spectral_norm: bool,
+    /// fusion: torchvision ResNet-18 weights (safetensors) for the global-feature backbone.
+    #[arg(long, value_name = "FILE")]
+    pub backbone: Option<PathBuf>,
+    /// Generator loss: l1, mse or ab-bins (default: the architecture's own: L1 for the U-Net,
+    /// MSE for the others).
+    #[arg(long, value_parser = loss)]
+    pub loss: Option<Loss>,
+    /// Schedule: regression, pix2pix or nogan.
+    #[arg(long, value_parser = schedule, default_value = "regression")]
+    pub schedule: Schedule,
+    /// Progressive resizing: crop sides in order, each for an equal share of the epochs (e.g.
+    /// 64,96,128; default: --image-size).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<usize>,
+    /// GAN schedules: the critic, patchgan or deoldify (default: patchgan for pix2pix, deoldify
+    /// for nogan).
+    #[arg(long, value_parser = critic)]
+    pub critic: Option<CriticKind>,
+    /// GAN schedules: the critic's first-layer width.
+    #[arg(long, default_value_t = 64)]
+    pub critic_width: usize,
+    /// GAN schedules: non-saturating or hinge (default: non-saturating for pix2pix, hinge for
+    /// nogan).
+    #[arg(long, value_parser = gan_loss)]
+    pub gan_loss: Option<GanLoss>,
+    /// GAN schedules: the critic's learning rate (default: 4 x --lr).
+    #[arg(long)]
+    pub critic_lr: Option<f64>,
+    /// GAN schedules: weight of the reconstruction loss beside the adversarial term.
+    #[arg(long, default_value_t = 100.0)]
+    pub recon_weight: f64,
+    /// nogan: start from this trained model folder instead of pretraining a generator.
+    #[arg(long, value_name = "MODEL_DIR")]
+    pub generator: Option<PathBuf>,
+    /// nogan: critic pretraining steps (default: one epoch).
+    #[arg(long)]
+    pub critic_steps: Option<usize>,
+    /// nogan: GAN steps (default: one epoch).
+    #[arg(long)]
+    pub gan_steps: Option<usize>,
+    /// nogan: validate and snapshot every this many GAN steps (default: a quarter of the phase).
+    #[arg(long)]
+    pub gan_round_steps: Option<usize>,
+    /// Export the best-PSNR round among those with at least this validation colourfulness.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_colourfulness: f64,
     /// Passes over the training photos.
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
@@ -83,6 +162,23 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         PresetArg::Resnet34 => Preset::Resnet34,
         PresetArg::Tiny => Preset::Tiny,
     };
+    opts.arch = args.arch;
+    opts.self_attention = args.self_attention;
+    opts.spectral_norm = args.spectral_norm;
+    opts.backbone = args.backbone;
+    opts.loss = args.loss;
+    opts.schedule = args.schedule;
+    opts.sizes = args.sizes;
+    opts.critic = args.critic;
+    opts.critic_width = args.critic_width;
+    opts.gan_loss = args.gan_loss;
+    opts.critic_lr = args.critic_lr;
+    opts.recon_weight = args.recon_weight;
+    opts.generator = args.generator;
+    opts.critic_steps = args.critic_steps;
+    opts.gan_steps = args.gan_steps;
+    opts.gan_round_steps = args.gan_round_steps;
+    opts.min_colourfulness = args.min_colourfulness;
     opts.epochs = args.epochs;
     opts.batch_size = args.batch_size;
     opts.crop_size = args.image_size;
@@ -169,6 +265,7 @@ impl Progress {
                 lr,
                 images_per_s,
                 data_fraction,
+                critic_loss,
                 ..
             } => {
                 if self.bar_enabled {
@@ -185,11 +282,13 @@ impl Progress {
                         b.set_prefix(format!("{epoch}/{epochs}"));
                         b
                     });
-                    bar.set_message(format!("loss {mean_loss:.4} | {images_per_s:.1} img/s"));
+                    let critic = critic_loss.map(|c| format!(" critic {c:.3}")).unwrap_or_default();
+                    bar.set_message(format!("loss {mean_loss:.4}{critic} | {images_per_s:.1} img/s"));
                     bar.set_position(*step as u64);
                 } else if step % LOG_EVERY_STEPS == 0 {
+                    let critic = critic_loss.map(|c| format!(" critic {c:.3}")).unwrap_or_default();
                     eprintln!(
-                        "epoch {epoch} step {step}/{steps_per_epoch} loss {mean_loss:.4} lr {lr:.2e} {images_per_s:.1} img/s ({:.0} % in data)",
+                        "epoch {epoch} step {step}/{steps_per_epoch} loss {mean_loss:.4}{critic} lr {lr:.2e} {images_per_s:.1} img/s ({:.0} % in data)",
                         100.0 * data_fraction
                     );
                 }
@@ -210,6 +309,9 @@ impl Progress {
                 report.model.colourfulness,
                 report.ground_truth_colourfulness,
             )),
+            TrainEvent::Phase { phase, first_round } => {
+                self.line(format!("phase {phase} from epoch {first_round}"));
+            }
             TrainEvent::StoppedEarly {
                 epoch,
                 within_epoch: false,

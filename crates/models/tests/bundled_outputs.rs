@@ -2,7 +2,7 @@
 //!
 //! `fixtures/bundled-outputs.json` holds, for every photo of `examples/` and of
 //! `../shared/data/historical`, the 8-bit sRGB output of `Colorizer::colorize` with the bundled
-//! model at its defaults (render size and saturation from `models/default/config.json`), sampled on
+//! model at its defaults (render size and saturation from `models/stable/config.json`), sampled on
 //! a 24 x 24 grid of pixels, plus the mean of each channel over the whole photo. It was written by
 //! this test (`COLORIZE_WRITE_FIXTURE=1`) on the commit before the model contract (`ModelIo`), the
 //! engine graphs built from named weights and the staged pipeline; refactoring the pipeline must
@@ -70,7 +70,7 @@ fn output_of(colorizer: &Colorizer, path: &Path) -> (u32, u32, Vec<u8>, [f64; 3]
 }
 
 fn bundled() -> Colorizer {
-    let dir = repo().join("models/default");
+    let dir = repo().join("models/stable");
     Colorizer::load(&dir, &burn::prelude::Device::flex()).unwrap()
 }
 

@@ -21,7 +21,7 @@ use palette::{FromColor, Lab, Srgb};
 use crate::shared_data;
 
 fn bundled_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/default")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/stable")
 }
 
 fn historical(name: &str) -> image::DynamicImage {

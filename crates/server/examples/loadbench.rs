@@ -21,8 +21,8 @@ use http_body_util::BodyExt;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const BUNDLED_CONFIG: &[u8] = include_bytes!("../../../models/default/config.json");
-const BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../../models/default/model.safetensors");
+const BUNDLED_CONFIG: &[u8] = include_bytes!("../../../models/stable/config.json");
+const BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../../models/stable/model.safetensors");
 
 struct Options {
     clients: usize,

@@ -12,8 +12,8 @@ use http_body_util::BodyExt;
 use image::{DynamicImage, ImageFormat, Luma};
 use tower::ServiceExt;
 
-const BUNDLED_CONFIG: &[u8] = include_bytes!("../../../models/default/config.json");
-const BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../../models/default/model.safetensors");
+const BUNDLED_CONFIG: &[u8] = include_bytes!("../../../models/stable/config.json");
+const BUNDLED_WEIGHTS: &[u8] = include_bytes!("../../../models/stable/model.safetensors");
 
 /// Body limit of the test server (small, so 413 is cheap to provoke).
 pub const TEST_BODY_LIMIT: usize = 1_000_000;

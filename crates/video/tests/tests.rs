@@ -124,7 +124,7 @@ fn make_clip(dir: &Path, name: &str) -> PathBuf {
 }
 
 fn bundled() -> Colorizer {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/default");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/stable");
     Colorizer::load(&dir, &Device::flex()).unwrap()
 }
 
