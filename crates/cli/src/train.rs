@@ -297,12 +297,15 @@ impl Progress {
             TrainEvent::Validated {
                 epoch,
                 train_loss,
+                critic_loss,
                 train_seconds,
+                images_per_s,
                 report,
                 val_seconds,
                 total_seconds,
             } => self.line(format!(
-                "epoch {epoch}: train loss {train_loss:.4} ({train_seconds:.0} s), val PSNR {:.2} dB (gray {:.2}), SSIM {:.4}, colourfulness {:.1} (truth {:.1}) ({val_seconds:.0} s), total {total_seconds:.0} s",
+                "epoch {epoch}: train loss {train_loss:.4}{} ({train_seconds:.0} s, {images_per_s:.1} photos/s), val PSNR {:.2} dB (gray {:.2}), SSIM {:.4}, colourfulness {:.1} (truth {:.1}) ({val_seconds:.0} s), total {total_seconds:.0} s",
+                critic_loss.map(|c| format!(", critic {c:.4}")).unwrap_or_default(),
                 report.model.psnr,
                 report.gray.psnr,
                 report.model.ssim,

@@ -192,6 +192,7 @@ fn bad_flags_and_missing_things_have_documented_exit_codes() {
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("no/such/model"), "{stderr}");
+    assert!(stderr.contains("the bundled models are stable"), "{stderr}");
     // Over the pixel limit.
     let assert = colorize()
         .arg("image")
@@ -225,4 +226,25 @@ fn all_historical_photos_come_out_at_their_own_size() {
         }
     }
     assert_eq!(n, 49);
+}
+
+#[test]
+fn bundled_models_are_chosen_by_name() {
+    // `stable` and `default` are the same weights; `artistic` is another network's colours.
+    let tmp = tempfile::tempdir().unwrap();
+    let photo = shared_data().join("historical/1864UnionSoldier.jpg");
+    let mut outputs = Vec::new();
+    for name in ["stable", "default", "artistic"] {
+        let out = tmp.path().join(name);
+        colorize()
+            .arg("image")
+            .arg(&photo)
+            .args(["--format", "png", "--model", name, "--out"])
+            .arg(&out)
+            .assert()
+            .code(0);
+        outputs.push(std::fs::read(out.join("1864UnionSoldier.png")).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1], "default is stable");
+    assert_ne!(outputs[0], outputs[2], "artistic differs from stable");
 }

@@ -92,10 +92,15 @@ pub enum TrainEvent {
     Validated {
         /// The epoch.
         epoch: usize,
-        /// Mean training loss of the epoch.
+        /// Mean training loss of the epoch (the generator's; 0 while only the critic trains).
         train_loss: f64,
+        /// Mean critic loss of the epoch, in GAN rounds.
+        critic_loss: Option<f64>,
         /// Seconds the epoch's steps took.
         train_seconds: f64,
+        /// Training throughput of the epoch, in photos per second (every network's steps
+        /// included: in GAN rounds, critic and generator).
+        images_per_s: f64,
         /// The validation report (model, gray input, ground truth).
         report: EvalReport,
         /// Seconds validation took.

@@ -598,7 +598,9 @@ pub fn train(
         on_event(&TrainEvent::Validated {
             epoch,
             train_loss,
+            critic_loss: critic_mean,
             train_seconds: train_secs,
+            images_per_s: (loss_n * batch) as f64 / train_secs.max(1e-9),
             report: report.clone(),
             val_seconds: val_start.elapsed().as_secs_f64(),
             total_seconds: state.seconds,
