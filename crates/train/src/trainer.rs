@@ -477,6 +477,8 @@ pub fn train(
         let mut stopped_early = false;
         let mut data_secs = 0.0f64;
         let (cycle_start, cycle_steps, peak) = round.cycle;
+        // Critic pretraining: the generator in inference mode (`[batch, C, S, S]` in and out).
+        let frozen = (round.phase == Phase::CriticPretraining).then(|| generator.valid());
         let warmup = ((cycle_steps as f64 * opts.warmup_fraction).round() as usize).max(1);
         for s in 0..round.steps {
             let t_data = Instant::now();
@@ -507,10 +509,22 @@ pub fn train(
                 }
             };
             let mut d_loss_value = None;
+            // The generator's output, computed once per step (pix2pix's order): the critic
+            // learns from it detached, then the generator from the updated critic's verdict.
+            let pred = match &frozen {
+                None => Some(generator.forward(b.l.clone())), // [batch, C, S, S]
+                Some(_) => None,
+            };
             if round.phase != Phase::Regression {
                 // The critic's step: real (L, ab) against (L, G(L)) with the generator fixed.
                 let c = critic.take().expect("GAN rounds have a critic");
-                let fake = generator.forward(b.l.clone()).detach();
+                let fake = match (&pred, &frozen) {
+                    (Some(p), _) => p.clone().detach(),
+                    // Critic pretraining: the frozen generator in inference mode, so that not
+                    // even its batch-norm statistics change.
+                    (None, Some(g)) => Tensor::from_inner(g.forward(b.l.clone().inner())),
+                    (None, None) => unreachable!("one of the two is set"),
+                };
                 let real = c.forward(b.l.clone(), b.ab.clone());
                 let fake = c.forward(b.l.clone(), fake);
                 let d_loss = critic_loss(opts.gan_loss(), real, fake);
@@ -529,10 +543,7 @@ pub fn train(
                 d_loss_value = Some(v);
                 d_loss_sum += v;
             }
-            let loss_value = if round.phase == Phase::CriticPretraining {
-                0.0
-            } else {
-                let pred = generator.forward(b.l.clone());
+            let loss_value = if let Some(pred) = pred {
                 let mut loss = recon(pred.clone(), &b);
                 if round.phase == Phase::Adversarial {
                     let c = critic.as_ref().expect("critic");
@@ -548,6 +559,8 @@ pub fn train(
                 let grads = GradientsParams::from_grads(loss.backward(), &generator);
                 generator = g_optim.step(lr, generator, grads).power_iteration();
                 v
+            } else {
+                0.0
             };
             state.step += 1;
             loss_sum += loss_value;

@@ -270,3 +270,34 @@ fn all_gray_training_photos_are_refused() {
     assert!(matches!(e, TrainError::AllGray { .. }), "{e}");
     assert!(e.to_string().contains("gray"), "{e}");
 }
+
+#[test]
+fn critic_pretraining_leaves_the_generator_exactly_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_dataset(&data, 12);
+    let val = tmp.path().join("val");
+    make_dataset(&val, 3);
+    let mut o = options(&data, &tmp.path().join("pretrained"), 1);
+    o.val = Some(val.clone());
+    o.crop_size = 64;
+    o.load_size = 64;
+    train_quietly(&o).unwrap();
+    let psnr_of_row = |csv: &str, row: usize| -> String {
+        csv.lines().nth(row).unwrap().split(',').nth(5).unwrap().to_string()
+    };
+    let before = std::fs::read_to_string(tmp.path().join("pretrained/metrics.csv")).unwrap();
+    let mut g = options(&data, &tmp.path().join("gan"), 1);
+    g.val = Some(val);
+    g.crop_size = 64;
+    g.load_size = 64;
+    g.schedule = Schedule::Nogan;
+    g.generator = Some(tmp.path().join("pretrained"));
+    g.critic_width = 8;
+    g.critic_steps = Some(4);
+    g.gan_steps = Some(1);
+    train_quietly(&g).unwrap();
+    let after = std::fs::read_to_string(tmp.path().join("gan/metrics.csv")).unwrap();
+    assert!(after.lines().nth(1).unwrap().contains("critic-pretraining"), "{after}");
+    assert_eq!(psnr_of_row(&after, 1), psnr_of_row(&before, 1), "{before}\n{after}");
+}
