@@ -12,7 +12,7 @@ data=${DATA:-../shared/data/val/kodak}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/data"
-ls "$data"/*.png "$data"/*.jpg 2>/dev/null | head -6 | while read -r f; do ln -s "$(realpath "$f")" "$work/data/"; done
+find "$data" -maxdepth 1 -type f \( -iname "*.png" -o -iname "*.jpg" \) | sort | head -6 | while read -r f; do ln -s "$(realpath "$f")" "$work/data/"; done
 params() {
   python3 - "$1/model.safetensors" <<'PY'
 import json, struct, sys, math

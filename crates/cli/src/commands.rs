@@ -25,11 +25,18 @@ pub const EXIT_FATAL: u8 = 3;
 
 /// The models compiled into the binary, by name, each from its folder under `models/` (see its
 /// MODEL_CARD.md): `(name, config.json, model.safetensors)`. The first is the default.
-pub(crate) const BUNDLED: &[(&str, &[u8], &[u8])] = &[(
-    "stable",
-    include_bytes!("../../../models/stable/config.json"),
-    include_bytes!("../../../models/stable/model.safetensors"),
-)];
+pub(crate) const BUNDLED: &[(&str, &[u8], &[u8])] = &[
+    (
+        "stable",
+        include_bytes!("../../../models/stable/config.json"),
+        include_bytes!("../../../models/stable/model.safetensors"),
+    ),
+    (
+        "artistic",
+        include_bytes!("../../../models/artistic/config.json"),
+        include_bytes!("../../../models/artistic/model.safetensors"),
+    ),
+];
 
 /// The name that stands for the first bundled model.
 pub(crate) const DEFAULT_NAME: &str = "default";

@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::Args;
 use colorize_server::{Retention, ServerConfig};
 
-use crate::commands::{DEFAULT_NAME, EngineArg, bundled_model, model_source, select_device, set_threads};
+use crate::commands::{
+    DEFAULT_NAME, EngineArg, bundled_model, model_source, select_device, set_threads,
+};
 
 /// Flags of `colorize serve`.
 #[derive(Args, Debug)]

@@ -43,7 +43,9 @@ fn gan_loss(s: &str) -> Result<GanLoss, String> {
     match s {
         "non-saturating" => Ok(GanLoss::NonSaturating),
         "hinge" => Ok(GanLoss::Hinge),
-        _ => Err(format!("unknown GAN loss `{s}`: expected non-saturating or hinge")),
+        _ => Err(format!(
+            "unknown GAN loss `{s}`: expected non-saturating or hinge"
+        )),
     }
 }
 

@@ -112,9 +112,31 @@ fn every_schedule_on_the_command_line_gives_a_model_image_and_eval_accept() {
     ] {
         let run = tmp.path().join(format!("{arch}-{schedule}"));
         let out = colorize()
-            .args(["train", "--arch", arch, "--schedule", schedule, "--epochs", "1"])
-            .args(["--preset", "tiny", "--batch-size", "4", "--critic-width", "8"])
-            .args(["--image-size", "64", "--load-size", "64", "--render-size", "64"])
+            .args([
+                "train",
+                "--arch",
+                arch,
+                "--schedule",
+                schedule,
+                "--epochs",
+                "1",
+            ])
+            .args([
+                "--preset",
+                "tiny",
+                "--batch-size",
+                "4",
+                "--critic-width",
+                "8",
+            ])
+            .args([
+                "--image-size",
+                "64",
+                "--load-size",
+                "64",
+                "--render-size",
+                "64",
+            ])
             .args(["--critic-steps", "1", "--gan-steps", "2", "--data"])
             .arg(&data)
             .arg("--out")
@@ -140,7 +162,12 @@ fn every_schedule_on_the_command_line_gives_a_model_image_and_eval_accept() {
             .arg(&colorized)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let written: Vec<_> = std::fs::read_dir(&colorized).unwrap().collect();
         assert_eq!(written.len(), 1);
         let img = image::open(written[0].as_ref().unwrap().path()).unwrap();
@@ -154,7 +181,12 @@ fn every_schedule_on_the_command_line_gives_a_model_image_and_eval_accept() {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(stdout.contains("model"), "{stdout}");
     }
 }
@@ -174,17 +206,33 @@ fn unknown_names_and_sizes_a_network_cannot_take_are_refused() {
             .arg(tmp.path().join("run"))
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
     };
     let (code, err) = run(&["--arch", "vgg16"]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("unknown architecture `vgg16`") && err.contains("fusion"), "{err}");
+    assert!(
+        err.contains("unknown architecture `vgg16`") && err.contains("fusion"),
+        "{err}"
+    );
     let (code, err) = run(&["--schedule", "cyclegan"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("regression, pix2pix, nogan"), "{err}");
-    let (code, err) = run(&["--schedule", "nogan", "--image-size", "32", "--load-size", "48"]);
+    let (code, err) = run(&[
+        "--schedule",
+        "nogan",
+        "--image-size",
+        "32",
+        "--load-size",
+        "48",
+    ]);
     assert_eq!(code, Some(3), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("size 32: the deoldify critic needs crops of at least 64"), "{err}");
+    assert!(
+        err.contains("size 32: the deoldify critic needs crops of at least 64"),
+        "{err}"
+    );
     assert!(!tmp.path().join("run/metrics.csv").exists());
 }

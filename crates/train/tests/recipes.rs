@@ -154,7 +154,9 @@ fn every_architecture_and_schedule_trains_a_loadable_model() {
     runs.push((Arch::UnetResnet34, Schedule::Regression, Some(Loss::AbBins)));
     runs.push((Arch::PlainCnn, Schedule::Regression, Some(Loss::AbBins)));
     for (arch, schedule, loss) in runs {
-        let out = tmp.path().join(format!("{}-{schedule:?}-{loss:?}", arch.name()));
+        let out = tmp
+            .path()
+            .join(format!("{}-{schedule:?}-{loss:?}", arch.name()));
         let mut o = options(&data, &out, 1);
         o.val = Some(val.clone());
         o.arch = arch;
@@ -284,7 +286,13 @@ fn critic_pretraining_leaves_the_generator_exactly_as_it_was() {
     o.load_size = 64;
     train_quietly(&o).unwrap();
     let psnr_of_row = |csv: &str, row: usize| -> String {
-        csv.lines().nth(row).unwrap().split(',').nth(5).unwrap().to_string()
+        csv.lines()
+            .nth(row)
+            .unwrap()
+            .split(',')
+            .nth(5)
+            .unwrap()
+            .to_string()
     };
     let before = std::fs::read_to_string(tmp.path().join("pretrained/metrics.csv")).unwrap();
     let mut g = options(&data, &tmp.path().join("gan"), 1);
@@ -298,6 +306,13 @@ fn critic_pretraining_leaves_the_generator_exactly_as_it_was() {
     g.gan_steps = Some(1);
     train_quietly(&g).unwrap();
     let after = std::fs::read_to_string(tmp.path().join("gan/metrics.csv")).unwrap();
-    assert!(after.lines().nth(1).unwrap().contains("critic-pretraining"), "{after}");
-    assert_eq!(psnr_of_row(&after, 1), psnr_of_row(&before, 1), "{before}\n{after}");
+    assert!(
+        after.lines().nth(1).unwrap().contains("critic-pretraining"),
+        "{after}"
+    );
+    assert_eq!(
+        psnr_of_row(&after, 1),
+        psnr_of_row(&before, 1),
+        "{before}\n{after}"
+    );
 }
