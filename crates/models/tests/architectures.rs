@@ -215,6 +215,42 @@ fn architectures_engine_matches_burn_at_odd_sizes_for_every_isa() {
     }
 }
 
+/// The full (`--preset resnet34`) widths too: one odd size, the best kernel family.
+#[test]
+fn architectures_full_presets_engine_matches_burn() {
+    let device = Device::flex();
+    device.seed(12);
+    let isa = Isa::ALL.into_iter().find(|i| i.is_available()).unwrap();
+    for config in [
+        NetworkConfig::PlainCnn(PlainCnnConfig::full()),
+        NetworkConfig::Resnet18Regressor(Resnet18RegressorConfig::full()),
+        NetworkConfig::Fusion(FusionConfig::full()),
+    ] {
+        let net = random_network(&config, &device);
+        let (b, h, w) = (1, 45, 67);
+        let x = Tensor::<4>::random([b, 1, h, w], Distribution::Uniform(-1.0, 1.0), &device);
+        let input = x.clone().into_data().try_to_vec::<f32>().unwrap();
+        let want = net
+            .forward(x)
+            .permute([0, 2, 3, 1])
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let got = compile(&net, &config, isa).run(&input, b, h, w).unwrap();
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, e)| (a - e).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            scale > 1e-3 && diff / scale < 1e-4,
+            "{}: {diff} of {scale}",
+            config.arch()
+        );
+    }
+}
+
 /// Each architecture (tiny) as a model directory: saved, loaded by `Colorizer::load` (the
 /// engine) and by burn, colourising a real photo to its own size, both engines alike.
 #[test]
