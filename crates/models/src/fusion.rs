@@ -29,8 +29,8 @@
 use std::path::Path;
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::store::{ApplyError, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::activation::relu;
@@ -38,7 +38,9 @@ use serde::{Deserialize, Serialize};
 
 use colorize_engine::{Activation, ConvSpec, Graph, Isa, PackedConv, ResizeMode, Value};
 
-use crate::blocks::resnet::{BasicBlock, forward_stage, stage, stage_graph};
+use crate::blocks::resnet::{
+    BasicBlock, forward_stage, forward_stem, stage, stage_graph, stem as resnet_stem,
+};
 use crate::error::ModelError;
 use crate::layers::{ConvGeometry, batch_norm_affine, conv};
 use crate::plain_cnn::{ConvBnRelu, finish, head_graph, one, two, up2};
@@ -189,17 +191,11 @@ impl FusionConfig {
         let [w1, w2, w3, w4] = self.backbone_widths;
         let [d1, d2, d3, d4] = self.backbone_depths;
         let stem = self.backbone_stem_width;
+        let (conv1, bn1, maxpool) = resnet_stem(self.backbone_in_channels, stem, device);
         let backbone = ResnetBackbone {
-            conv1: Conv2dConfig::new([self.backbone_in_channels, stem], [7, 7])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
-                .with_bias(false)
-                .init(device),
-            bn1: BatchNormConfig::new(stem).init(device),
-            maxpool: MaxPool2dConfig::new([3, 3])
-                .with_strides([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(),
+            conv1,
+            bn1,
+            maxpool,
             layer1: stage(stem, w1, d1, 1, device),
             layer2: stage(w1, w2, d2, 2, device),
             layer3: stage(w2, w3, d3, 2, device),
@@ -256,8 +252,7 @@ impl ResnetBackbone {
     /// # Shapes
     /// `x: [batch, backbone_in, H, W]` (any H, W ≥ 1) → `[batch, global_dim]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x))); // [batch, stem, H/2, W/2]
-        let x = self.maxpool.forward(x); // [batch, stem, H/4, W/4]
+        let (_, x) = forward_stem(&self.conv1, &self.bn1, &self.maxpool, x); // [batch, stem, H/4, W/4]
         let x = forward_stage(&self.layer1, x); // [batch, w1, H/4, W/4]
         let x = forward_stage(&self.layer2, x); // [batch, w2, H/8, W/8]
         let x = forward_stage(&self.layer3, x); // [batch, w3, H/16, W/16]

@@ -18,17 +18,18 @@
 //! features alone. Recipe: MSE (or L1) on ab; the trainer owns the loss.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use colorize_engine::{Activation, Graph, Isa, ResizeMode};
+use colorize_engine::{Graph, Isa, ResizeMode};
 
-use crate::blocks::resnet::{BasicBlock, forward_stage, stage, stage_graph};
+use crate::blocks::resnet::{
+    BasicBlock, forward_stage, forward_stem, stage, stage_graph, stem, stem_graph,
+};
 use crate::error::ModelError;
-use crate::layers::{ConvGeometry, conv};
+use crate::layers::ConvGeometry;
 use crate::plain_cnn::{ConvBnRelu, finish, head_graph, one, two, up2};
 use crate::unet_resnet::OutputActivation;
 use crate::weights::Weights;
@@ -133,6 +134,7 @@ impl Resnet18RegressorConfig {
         if let Err(e) = self.validate() {
             panic!("invalid resnet18_regressor config: {e}");
         }
+        let (conv1, bn1, maxpool) = stem(self.in_channels, self.stem_width, device);
         let mut layers: [Vec<BasicBlock>; 4] = Default::default();
         let mut cin = self.stem_width;
         for (i, (&width, &depth)) in self.widths.iter().zip(&self.depths).enumerate() {
@@ -147,16 +149,9 @@ impl Resnet18RegressorConfig {
         }
         let [layer1, layer2, layer3, layer4] = layers;
         Resnet18Regressor {
-            conv1: Conv2dConfig::new([self.in_channels, self.stem_width], [7, 7])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
-                .with_bias(false)
-                .init(device),
-            bn1: BatchNormConfig::new(self.stem_width).init(device),
-            maxpool: MaxPool2dConfig::new([3, 3])
-                .with_strides([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(),
+            conv1,
+            bn1,
+            maxpool,
             layer1,
             layer2,
             layer3,
@@ -209,8 +204,7 @@ impl Resnet18Regressor {
     ///   tanh; with `OutputActivation::None`, unbounded logits).
     pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = l.dims();
-        let x = relu(self.bn1.forward(self.conv1.forward(l))); // [batch, stem, H/2, W/2]
-        let mut x = self.maxpool.forward(x); // [batch, stem, H/4, W/4]
+        let (_, mut x) = forward_stem(&self.conv1, &self.bn1, &self.maxpool, l); // [batch, stem, H/4, W/4]
         for layer in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
             x = forward_stage(layer, x); // [batch, w_i, H/2^(i+2), W/2^(i+2)]
         }
@@ -236,20 +230,8 @@ pub fn graph(config: &Resnet18RegressorConfig, w: &Weights, isa: Isa) -> Result<
         path: w.path().to_path_buf(),
         message,
     })?;
-    w.tensor(
-        "conv1.weight",
-        &[config.stem_width, config.in_channels, 7, 7],
-    )?;
     let (mut g, x0) = Graph::new(config.in_channels);
-    let stem = conv(
-        &w.pp("conv1"),
-        Some(&w.pp("bn1")),
-        ConvGeometry::new(2, 3),
-        Activation::Relu,
-        isa,
-    )?;
-    let x = g.conv(x0, stem, None)?;
-    let mut x = g.max_pool(x, [3, 3], [2, 2], [1; 4]);
+    let (_, mut x) = stem_graph(&mut g, x0, w, config.in_channels, config.stem_width, isa)?;
     let mut cin = config.stem_width;
     for (i, (&width, &depth)) in config.widths.iter().zip(&config.depths).enumerate() {
         let stride = if i == 0 { 1 } else { 2 };

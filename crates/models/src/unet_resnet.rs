@@ -40,7 +40,7 @@
 //! (PyTorch-style keys, see [`crate::layers`]), with no burn module.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid, tanh};
@@ -50,7 +50,9 @@ use serde::{Deserialize, Serialize};
 
 use colorize_engine::{Activation, Graph, Isa, ResizeMode};
 
-use crate::blocks::resnet::{BasicBlock, forward_stage, stage, stage_graph};
+use crate::blocks::resnet::{
+    BasicBlock, forward_stage, forward_stem, stage, stage_graph, stem, stem_graph,
+};
 use crate::blocks::self_attention::{SelfAttention, SelfAttentionConfig, self_attention_graph};
 use crate::blocks::spectral_norm::ConvLayer;
 use crate::error::ModelError;
@@ -205,17 +207,11 @@ impl UnetResnetConfig {
                     .init(device)
             }),
         };
+        let (conv1, bn1, maxpool) = stem(self.in_channels, self.stem_width, device);
         UnetResnet {
-            conv1: Conv2dConfig::new([self.in_channels, self.stem_width], [7, 7])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
-                .with_bias(false)
-                .init(device),
-            bn1: BatchNormConfig::new(self.stem_width).init(device),
-            maxpool: MaxPool2dConfig::new([3, 3])
-                .with_strides([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(),
+            conv1,
+            bn1,
+            maxpool,
             layer1: stage(self.stem_width, w1, self.depths[0], 1, device),
             layer2: stage(w1, w2, self.depths[1], 2, device),
             layer3: stage(w2, w3, self.depths[2], 2, device),
@@ -327,8 +323,8 @@ impl UnetResnet {
     ///   tanh).
     pub fn forward(&self, l: Tensor<4>) -> Tensor<4> {
         let x0 = l.clone(); // [batch, 1, H, W]
-        let x1 = relu(self.bn1.forward(self.conv1.forward(l))); // [batch, stem, H/2, W/2]
-        let x = self.maxpool.forward(x1.clone()); // [batch, stem, H/4, W/4]
+        // [batch, stem, H/2, W/2] and [batch, stem, H/4, W/4]
+        let (x1, x) = forward_stem(&self.conv1, &self.bn1, &self.maxpool, l);
         let x2 = forward_stage(&self.layer1, x); // [batch, w1, H/4, W/4]
         let x3 = forward_stage(&self.layer2, x2.clone()); // [batch, w2, H/8, W/8]
         let x4 = forward_stage(&self.layer3, x3.clone()); // [batch, w3, H/16, W/16]
@@ -376,21 +372,8 @@ impl UnetResnet {
 pub fn graph(config: &UnetResnetConfig, w: &Weights, isa: Isa) -> Result<Graph, ModelError> {
     let check =
         |key: &str, shape: &[usize]| -> Result<(), ModelError> { w.tensor(key, shape).map(|_| ()) };
-    // The widths the weights must have (the conv helper reads kernel and channels from them).
-    check(
-        "conv1.weight",
-        &[config.stem_width, config.in_channels, 7, 7],
-    )?;
     let (mut g, x0) = Graph::new(config.in_channels);
-    let stem = conv(
-        &w.pp("conv1"),
-        Some(&w.pp("bn1")),
-        ConvGeometry::new(2, 3),
-        Activation::Relu,
-        isa,
-    )?;
-    let x1 = g.conv(x0, stem, None)?;
-    let mut x = g.max_pool(x1, [3, 3], [2, 2], [1; 4]);
+    let (x1, mut x) = stem_graph(&mut g, x0, w, config.in_channels, config.stem_width, isa)?;
     let mut skips = vec![x0, x1];
     let mut cin = config.stem_width;
     for (i, (&width, &depth)) in config.widths.iter().zip(&config.depths).enumerate() {

@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use burn::module::{Param, RunningState};
-use burn::nn::BatchNorm;
+use crate::{randomize, randomize_blocks};
+
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use colorize_models::blocks::resnet::BasicBlock;
+
 use colorize_models::fusion::{Fusion, FusionConfig, load_backbone};
 use colorize_models::model_dir::weights_to_bytes;
 use colorize_models::plain_cnn::{PlainCnn, PlainCnnConfig};
@@ -21,27 +21,6 @@ use colorize_models::{
     Colorizer, EngineKind, Isa, ModelConfig, ModelError, Network, NetworkConfig, Weights,
     save_model_dir,
 };
-
-/// Replaces fresh batch-norm parameters (which fold to nothing) with random ones in the ranges
-/// trained networks show.
-fn randomize(bn: &mut BatchNorm, device: &Device) {
-    let n = bn.gamma.val().dims()[0];
-    let u = |lo: f64, hi: f64| Tensor::<1>::random([n], Distribution::Uniform(lo, hi), device);
-    bn.gamma = Param::from_tensor(u(0.5, 1.5));
-    bn.beta = Param::from_tensor(u(-0.2, 0.2));
-    bn.running_mean = RunningState::new(u(-0.3, 0.3));
-    bn.running_var = RunningState::new(u(0.5, 2.0));
-}
-
-fn randomize_blocks(blocks: &mut [BasicBlock], device: &Device) {
-    for b in blocks {
-        randomize(&mut b.bn1, device);
-        randomize(&mut b.bn2, device);
-        if let Some(d) = &mut b.downsample {
-            randomize(&mut d.bn, device);
-        }
-    }
-}
 
 fn random_plain(config: &PlainCnnConfig, device: &Device) -> PlainCnn {
     let mut n = config.init(device);

@@ -2,11 +2,12 @@
 //! batch-norm statistics (so folding is exercised), odd sizes, batch 1 and 3, every kernel family
 //! this CPU runs; and the bundled (trained) model end to end.
 
-use burn::module::{Param, RunningState};
-use burn::nn::BatchNorm;
+use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use colorize_engine::Graph;
+
+use crate::{randomize, randomize_blocks};
 use colorize_models::model_dir::weights_to_bytes;
 use colorize_models::unet_resnet::{UnetResnet, UnetResnetConfig, Upsample};
 use colorize_models::{Colorizer, EngineKind, Isa, Network, NetworkConfig, Weights};
@@ -19,28 +20,11 @@ fn compile(net: &Network, config: &NetworkConfig, isa: Isa) -> Graph {
     config.graph(&weights, isa).unwrap()
 }
 
-/// Replaces fresh batch-norm parameters (γ=1, β=0, μ=0, σ²=1, which fold to nothing) with random
-/// ones in the ranges trained networks show.
-fn randomize(bn: &mut BatchNorm, device: &Device) {
-    let n = bn.gamma.val().dims()[0];
-    let u = |lo: f64, hi: f64| Tensor::<1>::random([n], Distribution::Uniform(lo, hi), device);
-    bn.gamma = Param::from_tensor(u(0.5, 1.5));
-    bn.beta = Param::from_tensor(u(-0.2, 0.2));
-    bn.running_mean = RunningState::new(u(-0.3, 0.3));
-    bn.running_var = RunningState::new(u(0.5, 2.0));
-}
-
 fn random_unet(config: &UnetResnetConfig, device: &Device) -> UnetResnet {
     let mut n = config.init(device);
     randomize(&mut n.bn1, device);
     for stage in [&mut n.layer1, &mut n.layer2, &mut n.layer3, &mut n.layer4] {
-        for b in stage.iter_mut() {
-            randomize(&mut b.bn1, device);
-            randomize(&mut b.bn2, device);
-            if let Some(d) = &mut b.downsample {
-                randomize(&mut d.bn, device);
-            }
-        }
+        randomize_blocks(stage, device);
     }
     for d in &mut n.decoder {
         randomize(&mut d.bn, device);

@@ -11,7 +11,11 @@ mod pipeline;
 
 use std::path::PathBuf;
 
+use burn::module::{Param, RunningState};
+use burn::nn::BatchNorm;
 use burn::prelude::*;
+use burn::tensor::Distribution;
+use colorize_models::blocks::resnet::BasicBlock;
 use colorize_models::unet_resnet::UnetResnetConfig;
 use colorize_models::{Colorizer, ModelConfig, NetworkConfig};
 
@@ -38,4 +42,26 @@ pub fn tiny_colorizer(seed: u64) -> Colorizer {
     let cfg = config(UnetResnetConfig::tiny());
     let net = cfg.network.init(&device).unwrap();
     Colorizer::new(net, cfg, device).unwrap()
+}
+
+/// Replaces fresh batch-norm parameters (γ=1, β=0, μ=0, σ²=1, which fold to nothing) with random ones in the ranges
+/// trained networks show.
+pub fn randomize(bn: &mut BatchNorm, device: &Device) {
+    let n = bn.gamma.val().dims()[0];
+    let u = |lo: f64, hi: f64| Tensor::<1>::random([n], Distribution::Uniform(lo, hi), device);
+    bn.gamma = Param::from_tensor(u(0.5, 1.5));
+    bn.beta = Param::from_tensor(u(-0.2, 0.2));
+    bn.running_mean = RunningState::new(u(-0.3, 0.3));
+    bn.running_var = RunningState::new(u(0.5, 2.0));
+}
+
+/// [`randomize`] on every batch norm of ResNet basic blocks.
+pub fn randomize_blocks(blocks: &mut [BasicBlock], device: &Device) {
+    for b in blocks {
+        randomize(&mut b.bn1, device);
+        randomize(&mut b.bn2, device);
+        if let Some(d) = &mut b.downsample {
+            randomize(&mut d.bn, device);
+        }
+    }
 }

@@ -3,13 +3,14 @@
 //! 1x1-conv projection shortcut, ReLU).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use colorize_engine::{Activation, Graph, Isa, Value};
 
 use crate::error::ModelError;
-use crate::layers::{ConvGeometry, conv_node};
+use crate::layers::{ConvGeometry, conv, conv_node};
 use crate::weights::Weights;
 
 /// A 3x3 convolution without bias, padding 1 (torchvision's `conv3x3`).
@@ -19,6 +20,64 @@ pub fn conv3x3(in_channels: usize, out_channels: usize, stride: usize, device: &
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
         .with_bias(false)
         .init(device)
+}
+
+/// torchvision's ResNet stem, the fields `conv1`, `bn1` and `maxpool` of every network here with
+/// a ResNet encoder: a 7x7 stride-2 convolution without bias (padding 3) from `in_channels` to
+/// `width`, its batch norm, and a 3x3 stride-2 max-pool (padding 1).
+pub fn stem(in_channels: usize, width: usize, device: &Device) -> (Conv2d, BatchNorm, MaxPool2d) {
+    (
+        Conv2dConfig::new([in_channels, width], [7, 7])
+            .with_stride([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
+            .with_bias(false)
+            .init(device),
+        BatchNormConfig::new(width).init(device),
+        MaxPool2dConfig::new([3, 3])
+            .with_strides([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(),
+    )
+}
+
+/// Runs the [`stem`]: `x: [batch, in, H, W]` → `(relu(bn1(conv1(x))): [batch, width, H/2, W/2],
+/// its max-pool: [batch, width, H/4, W/4])`.
+pub fn forward_stem(
+    conv1: &Conv2d,
+    bn1: &BatchNorm,
+    maxpool: &MaxPool2d,
+    x: Tensor<4>,
+) -> (Tensor<4>, Tensor<4>) {
+    let x1 = relu(bn1.forward(conv1.forward(x)));
+    let pooled = maxpool.forward(x1.clone());
+    (x1, pooled)
+}
+
+/// [`forward_stem`] as engine nodes, from the weights `conv1.weight` `[width, in_channels, 7, 7]`
+/// and `bn1.*` under `w` (batch norm folded): `(the stem's output, its max-pool)`.
+///
+/// # Errors
+/// [`ModelError::MissingWeight`] or [`ModelError::WeightShape`] when the weights do not fit;
+/// [`ModelError::Engine`] if `isa` is not available.
+pub fn stem_graph(
+    g: &mut Graph,
+    x: Value,
+    w: &Weights,
+    in_channels: usize,
+    width: usize,
+    isa: Isa,
+) -> Result<(Value, Value), ModelError> {
+    w.tensor("conv1.weight", &[width, in_channels, 7, 7])?;
+    let c = conv(
+        &w.pp("conv1"),
+        Some(&w.pp("bn1")),
+        ConvGeometry::new(2, 3),
+        Activation::Relu,
+        isa,
+    )?;
+    let x1 = g.conv(x, c, None)?;
+    let pooled = g.max_pool(x1, [3, 3], [2, 2], [1; 4]);
+    Ok((x1, pooled))
 }
 
 /// The projection shortcut of a block that changes width or resolution: 1x1 conv (stride `s`) + BN.
