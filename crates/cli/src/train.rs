@@ -270,6 +270,9 @@ impl Progress {
                 critic_loss,
                 ..
             } => {
+                let critic = critic_loss
+                    .map(|c| format!(" critic {c:.3}"))
+                    .unwrap_or_default();
                 if self.bar_enabled {
                     let epochs = self.epochs;
                     let bar = self.bar.get_or_insert_with(|| {
@@ -284,11 +287,9 @@ impl Progress {
                         b.set_prefix(format!("{epoch}/{epochs}"));
                         b
                     });
-                    let critic = critic_loss.map(|c| format!(" critic {c:.3}")).unwrap_or_default();
                     bar.set_message(format!("loss {mean_loss:.4}{critic} | {images_per_s:.1} img/s"));
                     bar.set_position(*step as u64);
                 } else if step % LOG_EVERY_STEPS == 0 {
-                    let critic = critic_loss.map(|c| format!(" critic {c:.3}")).unwrap_or_default();
                     eprintln!(
                         "epoch {epoch} step {step}/{steps_per_epoch} loss {mean_loss:.4}{critic} lr {lr:.2e} {images_per_s:.1} img/s ({:.0} % in data)",
                         100.0 * data_fraction

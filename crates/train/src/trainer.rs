@@ -359,27 +359,19 @@ pub fn train(
             .with_weight_decay(opts.weight_decay as f32)
             .init()
     };
-    let phase_of = |epoch: usize| rounds.get(epoch).map(|r| r.phase);
-    // The generator's optimizer of the round after the last completed one.
-    let mut g_optim = match phase_of(state.epoch) {
+    if resuming {
+        state = ckpt.read_state()?;
+    }
+    // The generator's optimizer of the round after the last completed one. (Resuming at the
+    // end of the regression phase, the loop replaces it by a fresh GAN optimizer.)
+    let mut g_optim = match rounds.get(state.epoch).map(|r| r.phase) {
         Some(Phase::Regression) | None => regression_optim(),
         _ => gan_optimizer(),
     };
     let mut d_optim = gan_optimizer();
     if resuming {
-        state = ckpt.read_state()?;
-        g_optim = match phase_of(state.epoch) {
-            Some(Phase::Regression) | None => regression_optim(),
-            _ => gan_optimizer(),
-        };
         if ckpt.dir().join(OPTIMIZER_FILE).is_file() {
-            // The optimizer of a finished phase is not carried into the next one.
-            let same_phase = state.epoch == 0
-                || phase_of(state.epoch - 1).map(|p| p == Phase::Regression)
-                    == phase_of(state.epoch).map(|p| p == Phase::Regression);
-            if same_phase {
-                g_optim = ckpt.load_optimizer(OPTIMIZER_FILE, g_optim)?;
-            }
+            g_optim = ckpt.load_optimizer(OPTIMIZER_FILE, g_optim)?;
         }
         if let Some(c) = critic.take() {
             let dir = ckpt.dir();
@@ -445,11 +437,11 @@ pub fn train(
             // NoGAN: the GAN starts from the best pretrained generator, which stays as it is.
             let pretrained = opts.out.join(PRETRAINED_DIR);
             if run.has_exported_model() {
+                std::fs::create_dir_all(&pretrained).map_err(TrainError::write(&pretrained))?;
                 for f in [
                     colorize_models::model_dir::CONFIG_FILE,
                     colorize_models::model_dir::WEIGHTS_FILE,
                 ] {
-                    std::fs::create_dir_all(&pretrained).map_err(TrainError::write(&pretrained))?;
                     std::fs::copy(run.root().join(f), pretrained.join(f))
                         .map_err(TrainError::write(pretrained.join(f)))?;
                 }
