@@ -98,6 +98,8 @@ struct BatchResult {
 #[derive(Serialize)]
 struct Report {
     threads: usize,
+    /// Where burn's forward runs (`--device`): the CPU or the GPU adapter's name and driver.
+    burn_device: String,
     isa: String,
     model: String,
     network: Vec<NetworkResult>,
@@ -154,7 +156,7 @@ fn jpeg_to_jpeg(c: &Colorizer, jpeg: &[u8]) -> anyhow::Result<usize> {
 /// Runs `colorize bench`.
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let base = args.model.load_any()?;
-    let engines = args.model.engine.kinds();
+    let engines = args.model.engine()?.kinds();
     let iterations = args.iterations.max(1);
     let sizes = if args.network_sizes.is_empty() {
         vec![(256, 256), (1024, 768)]
@@ -166,6 +168,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .context("cannot compile the network for the engine")?;
     let mut report = Report {
         threads: rayon::current_num_threads(),
+        burn_device: colorize_models::device::select_device(args.model.device.into())?.description,
         isa: base.isa().to_string(),
         model: base.config().description.clone(),
         network: Vec::new(),
@@ -175,8 +178,8 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     if !args.json {
         println!(
-            "threads {}, engine kernels {}, {} timed runs (median); model: {}",
-            report.threads, report.isa, iterations, report.model
+            "threads {}, engine kernels {}, burn on {}, {} timed runs (median); model: {}",
+            report.threads, report.isa, report.burn_device, iterations, report.model
         );
         println!(
             "\n{:<12} {:>8} {:>12} {:>10} {:>10}",

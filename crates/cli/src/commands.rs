@@ -12,6 +12,7 @@ use clap::{Args, ValueEnum};
 use colorize_core::OutputFormat;
 use colorize_core::files::find_images;
 use colorize_core::io::{DecodeLimits, decode_image, encode_image_atomic, to_output_pixels};
+use colorize_models::device::DeviceChoice;
 use colorize_models::eval::evaluate_files;
 use colorize_models::{Colorizer, EngineKind, Isa, LoadOptions, ModelSource};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -41,10 +42,55 @@ pub(crate) const BUNDLED: &[(&str, &[u8], &[u8])] = &[
 /// The name that stands for the first bundled model.
 pub(crate) const DEFAULT_NAME: &str = "default";
 
-/// The compute device. Backends are chosen here and only here; the library crates take `&Device`.
-/// Today the pure-Rust CPU backend (burn's Flex) is the one compiled in.
-pub fn select_device() -> Device {
-    Device::flex()
+/// `--device` values (see [`colorize_models::device`], where the backend is chosen).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceArg {
+    /// The CPU: colorize's engine for inference, burn's CPU backend for training.
+    #[default]
+    Cpu,
+    /// The GPU through Vulkan (burn's wgpu runtime); needs a build with `--features gpu`.
+    Gpu,
+}
+
+impl From<DeviceArg> for DeviceChoice {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+            DeviceArg::Gpu => DeviceChoice::Gpu,
+        }
+    }
+}
+
+/// The device `--device` names, set up (a GPU is set up once per process). A software Vulkan
+/// driver is named on stderr, since it is slower than the CPU.
+///
+/// # Errors
+/// When the binary has no GPU support or no Vulkan GPU is found (one line naming the cause).
+pub fn select_device(choice: DeviceArg) -> anyhow::Result<Device> {
+    let selected = colorize_models::device::select_device(choice.into())?;
+    if selected.software {
+        eprintln!(
+            "note: {} is a software Vulkan driver: correct, but slower than --device cpu",
+            selected.description
+        );
+    }
+    Ok(selected.device)
+}
+
+/// The forward pass for `--engine` (when given) on `device`: the native engine on the CPU, burn's
+/// forward on the GPU (the native engine runs on the CPU only).
+///
+/// # Errors
+/// `--engine native` (or `all` outside `colorize bench`) with `--device gpu`.
+pub fn engine_for(engine: Option<EngineArg>, device: DeviceArg) -> anyhow::Result<EngineArg> {
+    match (engine, device) {
+        (None, DeviceArg::Cpu) => Ok(EngineArg::Native),
+        (None, DeviceArg::Gpu) => Ok(EngineArg::Burn),
+        (Some(EngineArg::Native), DeviceArg::Gpu) => bail!(
+            "--engine native runs on the CPU; with --device gpu the forward pass is burn's (--engine burn)"
+        ),
+        (Some(e), _) => Ok(e),
+    }
 }
 
 /// Flags shared by the commands that run a model.
@@ -72,10 +118,14 @@ pub struct ModelArgs {
     /// Refuse images with more pixels than this (decompression-bomb guard).
     #[arg(long, value_name = "PIXELS", default_value_t = DecodeLimits::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
-    /// Forward pass: `native` (colorize's own engine) or `burn` (the training framework's, several
-    /// times slower; kept for comparison). `colorize bench` also takes `all` (both, side by side).
-    #[arg(long, value_enum, default_value_t = EngineArg::Native)]
-    pub engine: EngineArg,
+    /// Forward pass: `native` (colorize's own engine; the default on the CPU) or `burn` (the
+    /// training framework's: on the CPU several times slower, kept for comparison; the one that
+    /// runs on the GPU). `colorize bench` also takes `all` (both, side by side).
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
+    /// Where the network runs: `cpu` or `gpu` (Vulkan; a build with `--features gpu`).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
     /// Kernel family of the native engine; default: the best this CPU runs.
     #[arg(long, value_enum)]
     pub isa: Option<IsaArg>,
@@ -176,7 +226,15 @@ impl EngineArg {
 impl ModelArgs {
     /// Sets up the thread pool and loads the model with the chosen engine.
     pub fn load(&self) -> anyhow::Result<Colorizer> {
-        self.load_with(self.engine.single()?)
+        self.load_with(self.engine()?.single()?)
+    }
+
+    /// The forward pass(es) `--engine` and `--device` ask for.
+    ///
+    /// # Errors
+    /// As [`engine_for`].
+    pub fn engine(&self) -> anyhow::Result<EngineArg> {
+        engine_for(self.engine, self.device)
     }
 
     /// Sets up the thread pool and loads the model (native engine, whatever `--engine` says).
@@ -202,7 +260,7 @@ impl ModelArgs {
             None => bundled_model(DEFAULT_NAME).expect("a bundled model"),
         };
         source
-            .load(&select_device(), &options)
+            .load(&select_device(self.device)?, &options)
             .with_context(|| match &self.model {
                 Some(dir) => format!("cannot load model {}", dir.display()),
                 None => "cannot load the bundled model".to_string(),

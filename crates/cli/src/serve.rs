@@ -9,7 +9,8 @@ use clap::Args;
 use colorize_server::{Retention, ServerConfig};
 
 use crate::commands::{
-    DEFAULT_NAME, EngineArg, bundled_model, model_source, select_device, set_threads,
+    DEFAULT_NAME, DeviceArg, EngineArg, bundled_model, engine_for, model_source, select_device,
+    set_threads,
 };
 
 /// Flags of `colorize serve`.
@@ -47,9 +48,13 @@ pub struct ServeArgs {
     /// CPU threads for the network (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<u16>,
-    /// Forward pass: `native` (colorize's engine) or `burn` (for comparison).
-    #[arg(long, value_enum, default_value_t = EngineArg::Native)]
-    pub engine: EngineArg,
+    /// Forward pass: `native` (colorize's engine; the default on the CPU) or `burn` (the one that
+    /// runs on the GPU; on the CPU kept for comparison).
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
+    /// Where the network runs: `cpu` or `gpu` (Vulkan; a build with `--features gpu`).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
 }
 
 /// Runs the server until Ctrl+C or SIGTERM.
@@ -62,8 +67,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if !models.iter().any(|m| m.name() == DEFAULT_NAME) {
         models.push(bundled_model(DEFAULT_NAME).expect("a bundled model"));
     }
-    let mut config = ServerConfig::new(args.data_dir, models, select_device());
-    config.engine = args.engine.single()?;
+    let engine = engine_for(args.engine, args.device)?.single()?;
+    let mut config = ServerConfig::new(args.data_dir, models, select_device(args.device)?);
+    config.engine = engine;
     config.bind = args.bind;
     config.workers = args.workers.into();
     config.queue_capacity = args.queue.into();

@@ -12,7 +12,7 @@ use colorize_train::losses::GanLoss;
 use colorize_train::{Arch, Loss, Preset, Schedule, TrainEvent, TrainOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::commands::{select_device, set_threads};
+use crate::commands::{DeviceArg, select_device, set_threads};
 
 /// Network sizes for `--preset`.
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -152,6 +152,9 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Where training runs: `cpu` or `gpu` (Vulkan; a build with `--features gpu`).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
 }
 
 /// Runs `colorize train`.
@@ -191,8 +194,9 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     opts.val_limit = args.val_limit;
     opts.max_minutes = args.max_minutes;
     opts.resume = args.resume;
+    let device = select_device(args.device)?;
     let mut progress = Progress::new(std::io::stderr().is_terminal());
-    let result = colorize_train::train(&opts, &select_device(), &mut |e| progress.show(e));
+    let result = colorize_train::train(&opts, &device, &mut |e| progress.show(e));
     progress.clear();
     let summary = result?;
     eprintln!(

@@ -9,6 +9,7 @@
 //! - [`resnet18_regressor`]: a ResNet-18 encoder with an upsampling head, no skip connections.
 //! - [`fusion`]: Deep Koalarization (Baldassarre et al. 2017), an encoder fused with a ResNet-18
 //!   backbone's global features.
+//! - [`device`]: the CPU or GPU device (`--device cpu|gpu`), chosen in one place.
 //! - [`blocks`]: parts shared by networks (ResNet basic blocks).
 //! - [`model_dir`]: `config.json` + `model.safetensors` directories, loading with weight checks.
 //! - [`model_io`]: the I/O contract in `config.json` (what a network takes and returns, its size
@@ -24,11 +25,13 @@
 //! - [`colorizer`]: the staged pipeline — prepare (full-size L → network input), predict (a batch
 //!   → ab), join (ab + full-size L → CIELAB).
 //!
-//! No backend is chosen here: every function takes a `&Device`; the binary picks it.
+//! Every function takes a `&Device`; [`device`] is the one place where a backend is chosen (CPU,
+//! or a Vulkan GPU with the `gpu` feature).
 
 pub mod blocks;
 pub mod colorizer;
 pub mod deoldify;
+pub mod device;
 pub mod eccv16;
 pub mod error;
 pub mod eval;
