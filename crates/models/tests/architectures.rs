@@ -64,7 +64,7 @@ fn random_fusion(config: &FusionConfig, device: &Device) -> Fusion {
 }
 
 /// A network config and burn network with random weights.
-fn random_network(config: &NetworkConfig, device: &Device) -> Network {
+pub(crate) fn random_network(config: &NetworkConfig, device: &Device) -> Network {
     match config {
         NetworkConfig::PlainCnn(c) => Network::PlainCnn(random_plain(c, device)),
         NetworkConfig::Resnet18Regressor(c) => {
@@ -76,7 +76,7 @@ fn random_network(config: &NetworkConfig, device: &Device) -> Network {
 }
 
 /// The three architectures' `(name, config)` for a preset.
-fn presets() -> Vec<(&'static str, NetworkConfig)> {
+pub(crate) fn presets() -> Vec<(&'static str, NetworkConfig)> {
     vec![
         (
             "plain_cnn tiny",

@@ -20,7 +20,7 @@ fn compile(net: &Network, config: &NetworkConfig, isa: Isa) -> Graph {
     config.graph(&weights, isa).unwrap()
 }
 
-fn random_unet(config: &UnetResnetConfig, device: &Device) -> UnetResnet {
+pub(crate) fn random_unet(config: &UnetResnetConfig, device: &Device) -> UnetResnet {
     let mut n = config.init(device);
     randomize(&mut n.bn1, device);
     for stage in [&mut n.layer1, &mut n.layer2, &mut n.layer3, &mut n.layer4] {

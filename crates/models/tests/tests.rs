@@ -6,6 +6,8 @@ mod bundled_outputs;
 mod contract;
 mod eccv16;
 mod engine;
+#[cfg(feature = "gpu")]
+mod gpu;
 mod model_dir;
 mod pipeline;
 

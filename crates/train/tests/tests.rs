@@ -2,5 +2,7 @@
 //! writes metrics.csv, exports a loadable model, and resumes from its checkpoint.
 
 mod critics;
+#[cfg(feature = "gpu")]
+mod gpu;
 mod recipes;
 mod training;
