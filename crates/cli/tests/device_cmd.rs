@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use crate::colorize;
+#[cfg(feature = "gpu")]
+use crate::worst_difference;
 
 /// The examples folder of the repository.
 fn examples() -> std::path::PathBuf {
@@ -95,15 +97,7 @@ fn examples_on_the_gpu_are_within_two_levels_of_the_cpu() {
     for entry in std::fs::read_dir(&cpu_out).unwrap() {
         let cpu_png = entry.unwrap().path();
         let gpu_png = gpu_out.join(cpu_png.file_name().unwrap());
-        let (a, b) = (rgb(&cpu_png), rgb(&gpu_png));
-        assert_eq!(a.dimensions(), b.dimensions());
-        let worst = a
-            .as_raw()
-            .iter()
-            .zip(b.as_raw())
-            .map(|(x, y)| x.abs_diff(*y))
-            .max()
-            .unwrap();
+        let worst = worst_difference(&rgb(&cpu_png), &rgb(&gpu_png));
         eprintln!("{}: worst difference {worst} levels", cpu_png.display());
         assert!(worst <= 2, "{}: {worst} levels", cpu_png.display());
         n += 1;

@@ -1,6 +1,6 @@
 //! `--engine`, `--isa` and `colorize bench` from the command line.
 
-use crate::{colorize, shared_data};
+use crate::{colorize, shared_data, worst_difference};
 
 /// The same photo through the native engine and through burn: equal up to 8-bit rounding.
 #[test]
@@ -21,14 +21,7 @@ fn native_and_burn_engines_give_the_same_photo() {
             .into_rgb8()
     };
     let (a, b) = (open("native"), open("burn"));
-    assert_eq!(a.dimensions(), b.dimensions());
-    let worst = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| x.abs_diff(*y))
-        .max()
-        .unwrap();
+    let worst = worst_difference(&a, &b);
     assert!(worst <= 1, "native and burn differ by {worst} levels");
     // The photo got colour (not just the gray input back).
     assert!(a.pixels().any(|p| p[0].abs_diff(p[2]) > 8));

@@ -21,3 +21,14 @@ pub fn shared_data() -> PathBuf {
 pub fn colorize() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("colorize").unwrap()
 }
+
+/// The largest difference, in levels, between two 8-bit RGB photos of one size.
+pub fn worst_difference(a: &image::RgbImage, b: &image::RgbImage) -> u8 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    a.as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0)
+}

@@ -107,6 +107,26 @@ pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError
     }
 }
 
+/// The GPU for test suites: `None` (the test is skipped, with the reason on stderr) when no GPU
+/// is found and the `CI` environment variable is unset.
+///
+/// # Panics
+/// With `CI` set, when no GPU is found: CI must run the GPU tests, not skip them. Also for
+/// [`DeviceError::NotBuilt`], since GPU tests are compiled only with the `gpu` feature.
+pub fn gpu_for_tests() -> Option<Device> {
+    match select_device(DeviceChoice::Gpu) {
+        Ok(d) => {
+            eprintln!("GPU: {}", d.description);
+            Some(d.device)
+        }
+        Err(e @ DeviceError::NoGpu { .. }) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped (CI not set): {e}");
+            None
+        }
+        Err(e) => panic!("the GPU tests need a Vulkan driver (CI: mesa-vulkan-drivers): {e}"),
+    }
+}
+
 #[cfg(not(feature = "gpu"))]
 fn init_gpu() -> Result<SelectedDevice, DeviceError> {
     Err(DeviceError::NotBuilt)

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use colorize_engine::Graph;
 
-use crate::{randomize, randomize_blocks};
+use crate::{randomize, randomize_blocks, relative_error};
 use colorize_models::model_dir::weights_to_bytes;
 use colorize_models::unet_resnet::{UnetResnet, UnetResnetConfig, Upsample};
 use colorize_models::{Colorizer, EngineKind, Isa, Network, NetworkConfig, Weights};
@@ -53,15 +53,8 @@ fn compare(
         .unwrap();
     let graph = compile(net, config, isa);
     let got = graph.run(&input, batch, h, w).unwrap();
-    assert_eq!(got.len(), want.len());
-    let diff = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let live = want.iter().filter(|v| v.abs() < 0.99).count() as f32 / want.len() as f32;
-    (diff / scale, live)
+    (relative_error(&got, &want), live)
 }
 
 #[test]

@@ -26,6 +26,18 @@ pub fn shared_data() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
 }
 
+/// `max |got − want| / max |want|`, the relative error every parity test here reports.
+pub fn relative_error(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let diff = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    diff / scale
+}
+
 /// A model config around a network preset.
 pub fn config(net: UnetResnetConfig) -> ModelConfig {
     ModelConfig {

@@ -7,29 +7,14 @@
 
 use burn::prelude::*;
 use colorize_models::Colorizer;
-use colorize_models::device::{DeviceChoice, DeviceError, select_device};
+use colorize_models::device::gpu_for_tests;
 use colorize_train::train;
 
 use crate::training::{make_dataset, options};
 
-/// The Vulkan device, or `None` (test skipped) when there is none and `CI` is not set.
-fn gpu() -> Option<Device> {
-    match select_device(DeviceChoice::Gpu) {
-        Ok(d) => {
-            eprintln!("GPU: {}", d.description);
-            Some(d.device)
-        }
-        Err(e @ DeviceError::NoGpu { .. }) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipped (CI not set): {e}");
-            None
-        }
-        Err(e) => panic!("the GPU tests need a Vulkan driver (CI: mesa-vulkan-drivers): {e}"),
-    }
-}
-
 #[test]
 fn training_on_the_gpu_lowers_the_loss_as_on_the_cpu() {
-    let Some(gpu) = gpu() else { return };
+    let Some(gpu) = gpu_for_tests() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_dataset(&data, 40);
