@@ -6,6 +6,7 @@ mod engine_cmd;
 mod eval;
 mod image_cmd;
 mod import_cmd;
+mod serve_cmd;
 #[cfg(feature = "train")]
 mod train_cmd;
 mod video_cmd;

@@ -91,6 +91,7 @@ pub struct Graph {
     output: Option<Value>,
     plans: Mutex<HashMap<(usize, usize, usize), Arc<Plan>>>,
     arenas: Mutex<Vec<Vec<f32>>>,
+    arena_retain: std::sync::atomic::AtomicUsize,
 }
 
 impl fmt::Debug for Graph {
@@ -103,6 +104,12 @@ impl fmt::Debug for Graph {
 }
 
 impl Graph {
+    /// The default of [`Graph::arena_retain_bytes`]: 256 MiB. The bundled light U-Net's arena is
+    /// 74 MiB at a 768x512 network input (render size 512 on a 3:2 photo: pooled) and 294 MiB at
+    /// 1536x1024 (render size 1024: freed after the run); measured with `colorize bench
+    /// --network-only --network-size 768x512 --network-size 1536x1024`.
+    pub const DEFAULT_ARENA_RETAIN_BYTES: usize = 256 << 20;
+
     /// A graph whose input has `channels` channels; returns the graph and its input value.
     pub fn new(channels: usize) -> (Self, Value) {
         let graph = Self {
@@ -113,6 +120,7 @@ impl Graph {
             output: None,
             plans: Mutex::new(HashMap::new()),
             arenas: Mutex::new(Vec::new()),
+            arena_retain: std::sync::atomic::AtomicUsize::new(Self::DEFAULT_ARENA_RETAIN_BYTES),
         };
         (graph, Value(0))
     }
@@ -721,11 +729,42 @@ impl Graph {
             let start = place.offset + p * place.stride;
             out.extend_from_slice(&arena[start..start + c]);
         }
+        // Pool the arena for the next run, unless it is outsized: one unusually large request
+        // (a server's upload at the largest render size) must not pin its memory for good.
+        if arena.len() * std::mem::size_of::<f32>() <= self.arena_retain_bytes() {
+            self.arenas
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(arena);
+        }
+        Ok(())
+    }
+
+    /// Bytes of pooled arenas kept between runs: arenas larger than this are freed after their
+    /// run (default [`Graph::DEFAULT_ARENA_RETAIN_BYTES`]).
+    pub fn arena_retain_bytes(&self) -> usize {
+        self.arena_retain.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets the largest arena kept for reuse between runs (see [`Graph::arena_retain_bytes`]);
+    /// arenas already pooled above it are freed now.
+    pub fn set_arena_retain_bytes(&self, bytes: usize) {
+        self.arena_retain
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
         self.arenas
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(arena);
-        Ok(())
+            .retain(|a| a.len() * std::mem::size_of::<f32>() <= bytes);
+    }
+
+    /// Bytes held by the pooled arenas now (between runs).
+    pub fn pooled_arena_bytes(&self) -> usize {
+        self.arenas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|a| a.capacity() * std::mem::size_of::<f32>())
+            .sum()
     }
 
     /// # Safety

@@ -638,3 +638,45 @@ fn blur_affine_relu_and_add_match_naive_versions() {
     let v2 = g5.blur(v0);
     assert!(g5.add(v1, v2).is_err(), "{c} and {} channels", 4 * c);
 }
+
+#[test]
+fn an_outsized_run_gives_its_arena_back() {
+    // Two same-size convolutions: the arena is 2 · pixels · 8 channels · 4 bytes.
+    let isa = Isa::detect();
+    let (mut g, mut x) = Graph::new(8);
+    let w = vec![0.01f32; 8 * 8 * 9];
+    for i in 0..2 {
+        let conv = PackedConv::new(
+            &format!("c{i}"),
+            ConvSpec::square(8, 8, 3, 1, 1),
+            &w,
+            None,
+            Activation::Relu,
+            isa,
+        )
+        .unwrap();
+        x = g.conv(x, conv, None).unwrap();
+    }
+    g.set_output(x);
+    assert_eq!(g.pooled_arena_bytes(), 0);
+    let small = 2 * 32 * 32 * 8 * 4; // 64 KiB
+    g.set_arena_retain_bytes(1 << 20); // keep arenas up to 1 MiB
+    g.run(&vec![0.5; 32 * 32 * 8], 1, 32, 32).unwrap();
+    assert_eq!(
+        g.pooled_arena_bytes(),
+        small,
+        "a usual run's arena is pooled"
+    );
+    // A 256x256 run needs a 4 MiB arena: used, then freed, not pooled.
+    let out = g.run(&vec![0.5; 256 * 256 * 8], 1, 256, 256).unwrap();
+    assert_eq!(out.len(), 256 * 256 * 8);
+    assert!(
+        g.pooled_arena_bytes() <= 1 << 20,
+        "{} bytes pooled after an outsized run",
+        g.pooled_arena_bytes()
+    );
+    // Lowering the limit frees what is pooled above it.
+    g.set_arena_retain_bytes(0);
+    assert_eq!(g.pooled_arena_bytes(), 0);
+    assert_eq!(Graph::DEFAULT_ARENA_RETAIN_BYTES, 256 << 20);
+}

@@ -172,6 +172,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.retention = Retention {
         max_images: Some(200),
         max_age: None,
+        max_bytes: None,
     };
     let app = App::start(&config)?;
     let rss_idle = peak_rss_kib();

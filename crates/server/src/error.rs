@@ -66,6 +66,28 @@ struct ErrorBody<'a> {
     error_type: &'a str,
 }
 
+/// Every `error_type` the API returns (the OpenAPI document's `Error.error_type` enum).
+pub const ERROR_TYPES: [&str; 18] = [
+    "bad_request",
+    "missing_field",
+    "empty_file",
+    "invalid_id",
+    "bad_hints",
+    "unknown_model",
+    "render_budget",
+    "not_found",
+    "method_not_allowed",
+    "request_timeout",
+    "payload_too_large",
+    "image_too_large",
+    "unsupported_media_type",
+    "invalid_image",
+    "internal",
+    "queue_full",
+    "shutting_down",
+    "insufficient_storage",
+];
+
 impl ApiError {
     fn new(status: StatusCode, error_type: &'static str, message: impl Into<String>) -> Self {
         Self {
@@ -205,7 +227,50 @@ impl ApiError {
         e
     }
 
-    /// 500 `internal`: something failed on the server's side (disk full, inference error).
+    /// 400 `render_budget`: the render size asked for gives a network input larger than the
+    /// server's budget on this photo's aspect ratio; the message names the largest render size
+    /// that fits.
+    pub fn render_budget(
+        render_size: u32,
+        network: (usize, usize),
+        budget: u64,
+        largest: u32,
+    ) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "render_budget",
+            format!(
+                "render_size {render_size} gives a {}x{} network input on this photo, over the \
+                 server's budget of {budget} pixels; use a render_size of at most {largest}",
+                network.0, network.1
+            ),
+        )
+    }
+
+    /// 408 `request_timeout`: the upload's body did not arrive within the body-read timeout.
+    /// The connection is closed after the answer.
+    pub fn request_timeout(seconds: f64) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the upload did not arrive within {seconds} s"),
+        )
+    }
+
+    /// 507 `insufficient_storage`: the server's disk (or quota) is full; nothing was stored.
+    /// The message never names a server path.
+    pub fn insufficient_storage() -> Self {
+        let mut e = Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            "the server has no disk space left to store the image; try again later",
+        );
+        e.retry_after = Some(60);
+        e
+    }
+
+    /// 500 `internal`: something failed on the server's side (an inference error, a panic
+    /// caught in a worker or a handler, a storage error other than a full disk).
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
@@ -222,6 +287,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body is not read: the connection cannot be reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

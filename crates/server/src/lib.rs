@@ -3,7 +3,10 @@
 //! [`run`] is the one entry the binary calls (`colorize serve`). Underneath, [`App::start`] opens
 //! the image store and starts the inference workers, [`App::router`] is the axum router (tests call
 //! it with `tower::ServiceExt::oneshot`, no ports), and [`serve`] serves it on a listener until a
-//! shutdown future completes, finishing the requests in flight.
+//! shutdown future completes, finishing the requests in flight within a deadline.
+//!
+//! Every limit, timeout and budget is a field of [`ServerConfig`] with a documented default;
+//! `docs/RELIABILITY.md` lists them with the tests that prove them.
 //!
 //! ```text
 //! request -> axum handler (async: parse multipart, validate)
@@ -13,7 +16,9 @@
 //! ```
 
 mod api;
+pub mod conn;
 pub mod error;
+pub mod logging;
 pub mod metrics;
 pub mod store;
 mod worker;
@@ -28,7 +33,9 @@ use burn::prelude::Device;
 use colorize_core::DecodeLimits;
 
 pub use colorize_models::ModelSource;
+pub use conn::{HttpLimits, ServeReport};
 pub use error::{ApiError, ServerError};
+pub use logging::{LogFormat, init_logging};
 pub use store::{ImageId, ImageStore, Retention};
 pub use worker::ModelInfo;
 
@@ -39,6 +46,32 @@ use crate::worker::Pool;
 pub const MIN_RENDER_SIZE: u32 = 32;
 /// Largest render size a client may ask for (the network's cost grows with its square).
 pub const MAX_RENDER_SIZE: u32 = 1024;
+
+/// A test hook called with an upload's bytes before they are decoded.
+#[doc(hidden)]
+pub type DecodeHook = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// Faults injected by tests at named points of a job (never set outside tests). Each hook is
+/// called on the worker thread; a hook may panic (to prove a panic is answered 500 and the worker
+/// lives on) or return an error (to simulate a full disk while the image is stored).
+#[derive(Clone, Default)]
+#[doc(hidden)]
+pub struct FaultInjection {
+    /// Called with the upload's bytes just before they are decoded.
+    pub before_decode: Option<DecodeHook>,
+    /// Called with the name of each file of an image (`original`, `colorized`, `meta.json`) after
+    /// half of it has been written into the image's temporary folder; an error fails the write.
+    pub store_write: Option<store::WriteHook>,
+}
+
+impl std::fmt::Debug for FaultInjection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultInjection")
+            .field("before_decode", &self.before_decode.is_some())
+            .field("store_write", &self.store_write.is_some())
+            .finish()
+    }
+}
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -61,13 +94,24 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// Largest decoded image in pixels (default 40 megapixels); larger images get 413.
     pub max_pixels: u64,
-    /// How many images to keep, and for how long.
+    /// Largest network input in pixels, the cost budget of one request (default 2^21 = 2.1
+    /// megapixels: a 3:2 photo at the largest render size, 1024x1536, fits). A `render_size`
+    /// asked for that gives a larger input on the upload's aspect ratio is answered 400
+    /// `render_budget`; the model's own default render size is lowered to fit instead.
+    pub max_network_pixels: u64,
+    /// How many images to keep, for how long, and in how many bytes.
     pub retention: Retention,
+    /// Timeouts and connection limits of the HTTP layer.
+    pub http: HttpLimits,
+    /// Test hooks (see [`FaultInjection`]); empty by default.
+    #[doc(hidden)]
+    pub faults: FaultInjection,
 }
 
 impl ServerConfig {
     /// A configuration with the defaults: `127.0.0.1:5000`, one worker, a queue of 8, 20 MB
-    /// bodies, 40 megapixels, 1000 images for 24 hours.
+    /// bodies, 40 megapixels, a network budget of 2^21 pixels, 1000 images (at most 2 GB) for 24
+    /// hours, and [`HttpLimits::default`].
     pub fn new(data_dir: impl Into<PathBuf>, models: Vec<ModelSource>, device: Device) -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 5000)),
@@ -79,7 +123,10 @@ impl ServerConfig {
             queue_capacity: 8,
             body_limit: 20_000_000,
             max_pixels: 40_000_000,
+            max_network_pixels: 1 << 21,
             retention: Retention::default(),
+            http: HttpLimits::default(),
+            faults: FaultInjection::default(),
         }
     }
 }
@@ -90,6 +137,9 @@ pub(crate) struct AppState {
     pub store: ImageStore,
     pub metrics: Arc<Metrics>,
     pub body_limit: usize,
+    pub http: HttpLimits,
+    /// The OpenAPI document as JSON, generated once from the handlers' annotations.
+    pub openapi: std::sync::OnceLock<bytes::Bytes>,
 }
 
 /// A started server: image store open, workers running, models loaded.
@@ -131,7 +181,19 @@ impl App {
                 "workers and queue capacity must be at least 1".into(),
             ));
         }
-        let store = ImageStore::open(&config.data_dir, config.retention)?;
+        if config.http.max_connections == 0 {
+            return Err(ServerError::Config(
+                "the connection limit must be at least 1".into(),
+            ));
+        }
+        if config.max_network_pixels < u64::from(MIN_RENDER_SIZE).pow(2) {
+            return Err(ServerError::Config(format!(
+                "the network budget must be at least {} pixels ({MIN_RENDER_SIZE}x{MIN_RENDER_SIZE})",
+                u64::from(MIN_RENDER_SIZE).pow(2)
+            )));
+        }
+        let store = ImageStore::open(&config.data_dir, config.retention)?
+            .with_write_hook(config.faults.store_write.clone());
         let metrics = Arc::new(Metrics::default());
         let pool = Pool::start(
             &config.models,
@@ -143,6 +205,8 @@ impl App {
             DecodeLimits {
                 max_pixels: config.max_pixels,
             },
+            config.max_network_pixels,
+            config.faults.before_decode.clone(),
             metrics.clone(),
         )?;
         Ok(Self {
@@ -151,6 +215,8 @@ impl App {
                 store,
                 metrics,
                 body_limit: config.body_limit,
+                http: config.http,
+                openapi: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -158,6 +224,17 @@ impl App {
     /// The axum router with every route, the body limit and the metrics middleware.
     pub fn router(&self) -> Router {
         api::router(self.state.clone())
+    }
+
+    /// The OpenAPI 3.1 document of the API, generated from the handlers' annotations and types
+    /// (the same one `GET /openapi.json` serves).
+    pub fn openapi() -> utoipa::openapi::OpenApi {
+        api::openapi()
+    }
+
+    /// The timeouts and connection limits this app was started with.
+    pub fn http_limits(&self) -> HttpLimits {
+        self.state.http
     }
 
     /// The loaded models; the first is the default.
@@ -171,8 +248,9 @@ impl App {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then waits for the requests in flight
-/// (graceful shutdown) and stops the workers.
+/// Serves `app` on `listener` under its [`HttpLimits`] until `shutdown` completes; then stops
+/// accepting, gives the requests in flight up to the shutdown deadline, drops the connections
+/// still open after it, and stops the workers (jobs whose client is gone are skipped).
 ///
 /// # Errors
 /// The listener's I/O error.
@@ -180,11 +258,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<ServeReport> {
     let router = app.router();
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = conn::serve_router(listener, router, app.state.http, shutdown).await;
     let stopper = app.clone();
     let _ = tokio::task::spawn_blocking(move || stopper.shutdown()).await;
     result
@@ -243,8 +319,30 @@ pub fn run(config: ServerConfig) -> Result<(), ServerError> {
             names.join(", "),
             config.data_dir.display()
         );
-        serve(listener, app, shutdown_signal()).await?;
-        println!("colorize serve: stopped");
+        let deadline = config.http.shutdown_deadline;
+        let shutdown = async move {
+            shutdown_signal().await;
+            eprintln!(
+                "colorize serve: stopping; finishing the requests in flight (at most {} s; \
+                 Ctrl+C again to stop at once)",
+                deadline.as_secs_f64()
+            );
+            // A second signal ends the process at once, as users of servers expect.
+            tokio::spawn(async {
+                shutdown_signal().await;
+                eprintln!("colorize serve: stopped at once (second signal)");
+                std::process::exit(130);
+            });
+        };
+        let report = serve(listener, app, shutdown).await?;
+        if report.dropped_connections > 0 {
+            println!(
+                "colorize serve: stopped ({} connections dropped at the deadline)",
+                report.dropped_connections
+            );
+        } else {
+            println!("colorize serve: stopped");
+        }
         Ok(())
     })
 }

@@ -8,6 +8,7 @@
 //! and an id is checked ([`ImageId::parse`]) before any path is built from it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -90,30 +91,76 @@ impl Variant {
     }
 }
 
-/// How many images to keep, and for how long.
+/// How many images to keep, for how long, and in how many bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Most images kept; the oldest are removed first. `None`: no limit.
     pub max_images: Option<usize>,
     /// Images older than this are removed. `None`: kept forever.
     pub max_age: Option<Duration>,
+    /// Most bytes kept (originals, colourised images and `meta.json` together); the oldest
+    /// images are removed first. `None`: no limit.
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for Retention {
-    /// 1000 images, 24 hours.
+    /// 1000 images, 24 hours, 2 GB (10^9 bytes x 2).
     fn default() -> Self {
         Self {
             max_images: Some(1000),
             max_age: Some(Duration::from_secs(24 * 3600)),
+            max_bytes: Some(2_000_000_000),
         }
     }
 }
 
+/// A test hook called with a file's name after half of it has been written (see
+/// [`crate::FaultInjection::store_write`]); an error fails the write.
+pub type WriteHook = Arc<dyn Fn(&str) -> std::io::Result<()> + Send + Sync>;
+
+/// A stored file opened for streaming: the open file, its length in bytes and content type.
+#[derive(Debug)]
+pub struct StoredFile {
+    /// The file, opened for reading.
+    pub file: std::fs::File,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Its content type (from `meta.json`).
+    pub content_type: String,
+}
+
+/// Whether an I/O error means the disk (or the user's quota) is full.
+pub fn is_storage_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(28 | 122)) // ENOSPC, EDQUOT on Linux
+}
+
 /// The image store: a folder of complete image folders.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ImageStore {
     images: PathBuf,
     retention: Retention,
+    write_hook: Option<WriteHook>,
+}
+
+impl std::fmt::Debug for ImageStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageStore")
+            .field("images", &self.images)
+            .field("retention", &self.retention)
+            .finish()
+    }
+}
+
+/// The operating-system error inside a colorize-core error (its kind kept, so a full disk is
+/// still recognisable), or the error itself.
+fn io_error(e: colorize_core::CoreError) -> std::io::Error {
+    match e {
+        colorize_core::CoreError::Io { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
+    }
 }
 
 const TMP_PREFIX: &str = ".tmp-";
@@ -147,7 +194,18 @@ impl ImageStore {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
-        Ok(Self { images, retention })
+        Ok(Self {
+            images,
+            retention,
+            write_hook: None,
+        })
+    }
+
+    /// Sets (or clears) the test hook called while each file is written.
+    #[doc(hidden)]
+    pub fn with_write_hook(mut self, hook: Option<WriteHook>) -> Self {
+        self.write_hook = hook;
+        self
     }
 
     /// The folder that holds the image folders.
@@ -163,7 +221,7 @@ impl ImageStore {
     /// file synced, then renamed into place.
     ///
     /// # Errors
-    /// The I/O error, with nothing left behind.
+    /// The I/O error (its kind kept: see [`is_storage_full`]), with nothing left behind.
     pub fn insert(
         &self,
         original: &[u8],
@@ -175,8 +233,14 @@ impl ImageStore {
         let result = (|| {
             std::fs::create_dir(&tmp)?;
             let write = |name: &str, bytes: &[u8]| {
-                colorize_core::io::write_file_atomic(&tmp.join(name), bytes, false)
-                    .map_err(std::io::Error::other)
+                let mut overwrite = false;
+                if let Some(hook) = &self.write_hook {
+                    std::fs::write(tmp.join(name), &bytes[..bytes.len() / 2])?;
+                    hook(name)?;
+                    overwrite = true;
+                }
+                colorize_core::io::write_file_atomic(&tmp.join(name), bytes, overwrite)
+                    .map_err(io_error)
             };
             write(Variant::Original.file_name(), original)?;
             write(Variant::Colorized.file_name(), colorized)?;
@@ -208,6 +272,35 @@ impl ImageStore {
             Variant::Colorized => meta.colorized_type,
         };
         Some((bytes, ty))
+    }
+
+    /// One file of an image opened for streaming, `None` if there is no such image. Only the
+    /// file handle and its length are held, never the whole file.
+    pub fn open_file(&self, id: &ImageId, variant: Variant) -> Option<StoredFile> {
+        let meta = self.meta(id)?;
+        let file = std::fs::File::open(self.dir_of(id).join(variant.file_name())).ok()?;
+        let len = file.metadata().ok()?.len();
+        let content_type = match variant {
+            Variant::Original => meta.original_type,
+            Variant::Colorized => meta.colorized_type,
+        };
+        Some(StoredFile {
+            file,
+            len,
+            content_type,
+        })
+    }
+
+    /// Bytes an image takes on disk (its files' lengths), 0 if there is no such image.
+    pub fn image_bytes(&self, id: &ImageId) -> u64 {
+        let Ok(entries) = std::fs::read_dir(self.dir_of(id)) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
     }
 
     /// Removes an image; `false` if there was none. The folder is first renamed away, so readers
@@ -245,18 +338,26 @@ impl ImageStore {
         let Retention {
             max_images,
             max_age,
+            max_bytes,
         } = self.retention;
-        if max_images.is_none() && max_age.is_none() {
+        if max_images.is_none() && max_age.is_none() && max_bytes.is_none() {
             return 0;
         }
         let list = self.list();
         let now = now_unix();
-        let mut removed = 0;
         let excess = max_images.map_or(0, |m| list.len().saturating_sub(m));
+        let sizes: Vec<u64> = match max_bytes {
+            Some(_) => list.iter().map(|(id, _)| self.image_bytes(id)).collect(),
+            None => Vec::new(),
+        };
+        let mut total: u64 = sizes.iter().sum();
+        let mut removed = 0;
         for (i, (id, created)) in list.iter().enumerate() {
             let too_old = max_age.is_some_and(|age| now.saturating_sub(*created) > age.as_secs());
-            if (i < excess || too_old) && self.delete(id) {
+            let over_bytes = max_bytes.is_some_and(|m| total > m);
+            if (i < excess || too_old || over_bytes) && self.delete(id) {
                 removed += 1;
+                total = total.saturating_sub(sizes.get(i).copied().unwrap_or(0));
             }
         }
         removed

@@ -4,7 +4,11 @@
 //! with `try_send` (a full queue is answered 503 at once) and awaits the answer on a
 //! `tokio::sync::oneshot`. Each worker loads its own copy of every model on its own thread, so
 //! nothing about `Colorizer` has to be `Sync`. A job is decoded under the pixel limit,
-//! colourised, encoded and stored on the worker.
+//! colourised (under the network budget), encoded and stored on the worker.
+//!
+//! A panic anywhere in a job (decode, inference, encode, storage) is caught: the job is answered
+//! 500 and logged, and the worker takes the next job. `Metrics::workers_live` counts the worker
+//! threads running, for `/health`.
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -23,7 +27,9 @@ use tokio::sync::oneshot;
 
 use crate::error::{ApiError, ServerError, from_decode_error};
 use crate::metrics::Metrics;
-use crate::store::{ImageId, ImageMeta, ImageStore, timestamp};
+use crate::store::{ImageId, ImageMeta, ImageStore, is_storage_full, timestamp};
+
+use crate::DecodeHook;
 
 /// Loads `source` for a worker, mapping the error to the model's name.
 fn load_model(
@@ -44,7 +50,7 @@ fn load_model(
 }
 
 /// What the API says about a loaded model.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ModelInfo {
     /// The name clients use.
     pub name: String,
@@ -78,8 +84,26 @@ pub(crate) struct Done {
 pub(crate) struct WorkerContext {
     pub store: ImageStore,
     pub limits: DecodeLimits,
+    pub max_network_pixels: u64,
+    pub before_decode: Option<DecodeHook>,
     pub metrics: Arc<Metrics>,
     pub janitor: SyncSender<()>,
+}
+
+/// Counts a worker thread as live while it exists (also when it unwinds).
+struct Live(Arc<Metrics>);
+
+impl Live {
+    fn new(metrics: &Arc<Metrics>) -> Self {
+        metrics.workers_live.fetch_add(1, Ordering::SeqCst);
+        Self(metrics.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.workers_live.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The queue and the worker threads.
@@ -111,6 +135,8 @@ impl Pool {
         capacity: usize,
         store: ImageStore,
         limits: DecodeLimits,
+        max_network_pixels: u64,
+        before_decode: Option<DecodeHook>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ServerError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(capacity);
@@ -120,6 +146,8 @@ impl Pool {
         let ctx = WorkerContext {
             store,
             limits,
+            max_network_pixels,
+            before_decode,
             metrics: metrics.clone(),
             janitor: janitor_tx.clone(),
         };
@@ -150,9 +178,11 @@ impl Pool {
                                     takes_hints: c.takes_hints(),
                                 })
                                 .collect::<Vec<_>>();
+                            let live = Live::new(&ctx.metrics);
                             let _ = ready_tx.send(Ok(infos));
                             drop(ready_tx);
                             worker_loop(&rx, models.into_iter().map(Some).collect(), &ctx);
+                            drop(live);
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -211,9 +241,7 @@ impl Pool {
                 self.metrics.queue_depth.fetch_sub(1, Ordering::SeqCst);
                 match e {
                     TrySendError::Full(_) => {
-                        self.metrics
-                            .rejected_queue_full
-                            .fetch_add(1, Ordering::Relaxed);
+                        self.metrics.rejected_queue_full.inc();
                         Err(ApiError::queue_full(2))
                     }
                     TrySendError::Disconnected(_) => Err(ApiError::shutting_down()),
@@ -253,10 +281,9 @@ fn spawn_janitor(
         .name("colorize-janitor".into())
         .spawn(move || {
             loop {
-                let n = store.enforce_retention();
-                metrics
-                    .images_expired
-                    .fetch_add(n as u64, Ordering::Relaxed);
+                let n = std::panic::catch_unwind(AssertUnwindSafe(|| store.enforce_retention()))
+                    .unwrap_or(0);
+                metrics.images_expired.inc_by(n as u64);
                 match rx.recv_timeout(Duration::from_secs(60)) {
                     Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
@@ -273,12 +300,33 @@ fn worker_loop(rx: &Mutex<Receiver<Job>>, mut models: Vec<Option<Colorizer>>, ct
         };
         let Ok(job) = job else { return };
         ctx.metrics.queue_depth.fetch_sub(1, Ordering::SeqCst);
+        if job.reply.is_closed() {
+            // The client is gone (it hung up, or its connection was dropped at the shutdown
+            // deadline): nobody would see the result.
+            continue;
+        }
         ctx.metrics.in_progress.fetch_add(1, Ordering::SeqCst);
         let t0 = Instant::now();
-        let result = process(&job, &mut models, ctx);
+        let result = match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            process(&job, &mut models, ctx)
+        })) {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!(target: "colorize_server::worker", panic = %what, "a job panicked; the worker goes on");
+                ctx.metrics.worker_panics.inc();
+                Err(ApiError::internal(
+                    "the server failed on this image (an internal error, logged)",
+                ))
+            }
+        };
         ctx.metrics.record_inference(t0.elapsed());
         if result.is_ok() {
-            ctx.metrics.images_colorized.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.images_colorized.inc();
             let _ = ctx.janitor.try_send(());
         }
         ctx.metrics.in_progress.fetch_sub(1, Ordering::SeqCst);
@@ -291,20 +339,74 @@ fn mime_of(format: image::ImageFormat) -> &'static str {
     format.to_mime_type()
 }
 
+/// The render size for a `width x height` photo under the network budget: the one asked for if
+/// its network input fits, else (for the model's default) the largest that fits.
+///
+/// # Errors
+/// 400 `render_budget` when the client asked for a render size whose input does not fit.
+fn budgeted_render_size(
+    colorizer: &Colorizer,
+    width: usize,
+    height: usize,
+    asked: Option<u32>,
+    budget: u64,
+) -> Result<u32, ApiError> {
+    let pixels = |size: u32| {
+        let (w, h) = colorizer.config().io.size.network_size(width, height, size);
+        (w as u64).saturating_mul(h as u64)
+    };
+    let wanted = asked.unwrap_or(colorizer.config().render_size).max(1);
+    if pixels(wanted) <= budget {
+        return Ok(wanted);
+    }
+    // The network input grows with the render size: the largest that fits, by bisection.
+    let (mut lo, mut hi) = (0u32, wanted); // pixels(lo) fits (or lo = 0), pixels(hi) does not
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if pixels(mid) <= budget {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    match asked {
+        Some(size) => {
+            let (w, h) = colorizer.config().io.size.network_size(width, height, size);
+            Err(ApiError::render_budget(size, (w, h), budget, lo))
+        }
+        None if lo >= 1 => Ok(lo),
+        None => Err(ApiError::render_budget(wanted, (width, height), budget, 0)),
+    }
+}
+
 fn process(
     job: &Job,
     models: &mut [Option<Colorizer>],
     ctx: &WorkerContext,
 ) -> Result<Done, ApiError> {
+    if let Some(hook) = &ctx.before_decode {
+        hook(&job.bytes);
+    }
     let decoded = decode_image_bytes(&job.bytes, Path::new("upload"), &ctx.limits)
         .map_err(from_decode_error)?;
     let slot = models
         .get_mut(job.model)
         .ok_or_else(|| ApiError::internal("model index out of range"))?;
+    let render_size = {
+        let colorizer = slot
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("model unavailable"))?;
+        budgeted_render_size(
+            colorizer,
+            decoded.image.width() as usize,
+            decoded.image.height() as usize,
+            job.render_size,
+            ctx.max_network_pixels,
+        )?
+    };
     let colorizer = slot
         .take()
         .ok_or_else(|| ApiError::internal("model unavailable"))?;
-    let render_size = job.render_size.unwrap_or(colorizer.config().render_size);
     let colorizer = colorizer.with_render_size(render_size);
     let model_name_path = Path::new("colorized");
     // A panic inside the network must not take the worker down; the model itself is immutable
@@ -335,9 +437,14 @@ fn process(
         render_size,
         created_unix: timestamp(),
     };
-    let id = ctx
-        .store
-        .insert(&job.bytes, &encoded, &meta)
-        .map_err(|e| ApiError::internal(format!("cannot store the image: {e}")))?;
+    // The answer never names a server path; the log has the details.
+    let id = ctx.store.insert(&job.bytes, &encoded, &meta).map_err(|e| {
+        tracing::error!(target: "colorize_server::store", error = %e, "cannot store an image");
+        if is_storage_full(&e) {
+            ApiError::insufficient_storage()
+        } else {
+            ApiError::internal("cannot store the image (logged on the server)")
+        }
+    })?;
     Ok(Done { id, meta })
 }

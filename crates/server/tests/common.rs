@@ -37,6 +37,7 @@ pub fn test_config(data_dir: &Path) -> ServerConfig {
     c.retention = Retention {
         max_images: None,
         max_age: None,
+        max_bytes: None,
     };
     c
 }
@@ -69,7 +70,7 @@ impl TestApp {
     ) -> (
         std::net::SocketAddr,
         tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<std::io::Result<()>>,
+        tokio::task::JoinHandle<std::io::Result<colorize_server::ServeReport>>,
     ) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

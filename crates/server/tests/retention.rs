@@ -1,4 +1,5 @@
-//! The image store on its own: retention by count and age, atomic assembly, crash leftovers.
+//! The image store on its own: retention by count, age and bytes, atomic assembly, crash
+//! leftovers.
 
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ fn retention_keeps_the_newest_by_count() {
     let retention = Retention {
         max_images: Some(2),
         max_age: None,
+        max_bytes: None,
     };
     let store = ImageStore::open(dir.path(), retention).unwrap();
     let t = now();
@@ -49,6 +51,7 @@ fn retention_removes_images_older_than_the_age() {
     let retention = Retention {
         max_images: None,
         max_age: Some(Duration::from_secs(3600)),
+        max_bytes: None,
     };
     let store = ImageStore::open(dir.path(), retention).unwrap();
     let old = store.insert(b"o", b"c", &meta(now() - 7200)).unwrap();
@@ -56,6 +59,49 @@ fn retention_removes_images_older_than_the_age() {
     assert_eq!(store.enforce_retention(), 1);
     assert!(store.meta(&old).is_none());
     assert!(store.meta(&fresh).is_some());
+}
+
+#[test]
+fn retention_keeps_the_newest_within_the_byte_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = vec![7u8; 10_000];
+    let colorized = vec![9u8; 20_000];
+    let probe = ImageStore::open(
+        dir.path(),
+        Retention {
+            max_images: None,
+            max_age: None,
+            max_bytes: None,
+        },
+    )
+    .unwrap();
+    let one = probe.insert(&original, &colorized, &meta(now())).unwrap();
+    let per_image = probe.image_bytes(&one);
+    assert!(per_image > 30_000 && per_image < 31_000, "{per_image}");
+    assert!(probe.delete(&one));
+
+    // Room for two and a half images: the two newest stay.
+    let retention = Retention {
+        max_images: None,
+        max_age: None,
+        max_bytes: Some(per_image * 5 / 2),
+    };
+    let store = ImageStore::open(dir.path(), retention).unwrap();
+    let t = now();
+    let ids: Vec<_> = (0..5)
+        .map(|i| {
+            store
+                .insert(&original, &colorized, &meta(t - 10 + i))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(store.enforce_retention(), 3);
+    let kept: Vec<_> = store.list().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(kept, ids[3..]);
+    let total: u64 = kept.iter().map(|id| store.image_bytes(id)).sum();
+    assert!(total <= per_image * 5 / 2, "{total}");
+    // Within the budget nothing more goes.
+    assert_eq!(store.enforce_retention(), 0);
 }
 
 #[test]

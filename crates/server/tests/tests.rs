@@ -3,5 +3,6 @@
 mod api;
 mod browser;
 mod common;
+mod hardening;
 mod retention;
 mod shutdown;
