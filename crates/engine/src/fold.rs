@@ -87,7 +87,7 @@ pub fn spectral_norm_weight(
     v: &[f32],
 ) -> Result<(Vec<f32>, f64), EngineError> {
     // A product that overflows can match no slice's length (`usize::MAX` floats do not fit).
-    let expected = u.len().checked_mul(v.len()).unwrap_or(usize::MAX);
+    let expected = u.len().saturating_mul(v.len());
     check(layer, "weight_orig", weight_orig.len(), expected)?;
     let cols = v.len();
     let sigma: f64 = u
