@@ -20,10 +20,17 @@ use crate::conv::{Dst, MAX_MR, Src, Tile, ZERO_BIAS, run_kernel};
 use crate::isa::Isa;
 
 /// Floats of planned scratch the op needs for `pixels` positions: `fᵀ` padded to `[C/8][Np]` and
-/// `h` padded to `[N][Cp]`.
-pub(crate) fn scratch_len(isa: Isa, pixels: usize, key_channels: usize, channels: usize) -> usize {
+/// `h` padded to `[N][Cp]`; `None` when that overflows `usize`.
+pub(crate) fn scratch_len(
+    isa: Isa,
+    pixels: usize,
+    key_channels: usize,
+    channels: usize,
+) -> Option<usize> {
     let nr = isa.nr();
-    key_channels * pixels.div_ceil(nr) * nr + pixels * channels.div_ceil(nr) * nr
+    let keys = key_channels.checked_mul(pixels.div_ceil(nr).checked_mul(nr)?)?;
+    let values = pixels.checked_mul(channels.div_ceil(nr).checked_mul(nr)?)?;
+    keys.checked_add(values)
 }
 
 /// Tiles of output positions per task (96 rows with the AVX2 kernel).

@@ -125,12 +125,17 @@ impl ConvSpec {
     /// `(in + pad_before + pad_after − dilation·(k − 1) − 1) / stride + 1`, or `None` when the
     /// (padded) input is smaller than the dilated kernel. Transposed:
     /// `(in − 1)·stride − pad_before − pad_after + dilation·(k − 1) + 1`, or `None` when the padding
-    /// crops everything.
+    /// crops everything. `None` too when a size overflows `usize` (checked arithmetic throughout).
     pub fn output_size(&self, height: usize, width: usize) -> Option<(usize, usize)> {
         if self.transposed {
             let dim = |n: usize, before: usize, after: usize, k: usize, s: usize, d: usize| {
-                let full = (n.checked_sub(1)?) * s + d * (k - 1) + 1;
-                full.checked_sub(before + after).filter(|&o| o > 0)
+                let full = n
+                    .checked_sub(1)?
+                    .checked_mul(s)?
+                    .checked_add(d.checked_mul(k.checked_sub(1)?)?)?
+                    .checked_add(1)?;
+                full.checked_sub(before.checked_add(after)?)
+                    .filter(|&o| o > 0)
             };
             let [kh, kw] = self.kernel;
             let [pt, pl, pb, pr] = self.padding;
@@ -140,9 +145,9 @@ impl ConvSpec {
             ));
         }
         let dim = |n: usize, before: usize, after: usize, k: usize, s: usize, d: usize| {
-            let padded = n + before + after;
-            let span = d * (k - 1) + 1;
-            (padded >= span).then(|| (padded - span) / s + 1)
+            let padded = n.checked_add(before)?.checked_add(after)?;
+            let span = d.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
+            (padded >= span).then(|| (padded - span) / s.max(1) + 1)
         };
         let [kh, kw] = self.kernel;
         let [pt, pl, pb, pr] = self.padding;
@@ -152,19 +157,22 @@ impl ConvSpec {
         ))
     }
 
-    /// Kernel taps (`kh · kw`).
+    /// Kernel taps (`kh · kw`; saturates at `usize::MAX`, which [`PackedConv::new`] refuses).
     pub fn taps(&self) -> usize {
-        self.kernel[0] * self.kernel[1]
+        self.kernel[0].saturating_mul(self.kernel[1])
     }
 
     /// Multiply-adds for an output of `pixels` pixels: each output value sums
     /// `in_channels / groups · taps` products; for a transposed convolution only the products
-    /// that meet an input pixel, `taps / (stride_y · stride_x)` of them on average.
+    /// that meet an input pixel, `taps / (stride_y · stride_x)` of them on average. Saturates
+    /// at `usize::MAX`.
     pub fn macs(&self, pixels: usize) -> usize {
-        let all =
-            pixels * self.out_channels * (self.in_channels / self.groups.max(1)) * self.taps();
+        let all = pixels
+            .saturating_mul(self.out_channels)
+            .saturating_mul(self.in_channels / self.groups.max(1))
+            .saturating_mul(self.taps());
         if self.transposed {
-            all / (self.stride[0] * self.stride[1]).max(1)
+            all / self.stride[0].saturating_mul(self.stride[1]).max(1)
         } else {
             all
         }
@@ -866,7 +874,12 @@ impl PackedConv {
                 "{taps} kernel taps (at most 121, 11x11)"
             )));
         }
-        if weight.len() != cout * cin_g * taps {
+        let Some(needed) = cout.checked_mul(cin_g).and_then(|n| n.checked_mul(taps)) else {
+            return Err(layer_err(format!(
+                "{cout} x {cin_g} x {taps} weights overflow the address space"
+            )));
+        };
+        if weight.len() != needed {
             let (a, b) = if spec.transposed {
                 (cin, cout_g)
             } else {
@@ -877,7 +890,7 @@ impl PackedConv {
                 weight.len(),
                 spec.kernel[0],
                 spec.kernel[1],
-                cout * cin_g * taps
+                needed
             )));
         }
         if let Some(b) = bias
@@ -971,9 +984,12 @@ impl PackedConv {
     ///
     /// Returns the output `(height, width)`.
     ///
+    /// Every size is computed with checked arithmetic: dimensions whose product overflows `usize`
+    /// are an error, never a wrapped product that happens to match a slice's length.
+    ///
     /// # Errors
-    /// [`EngineError::Shape`] if a slice is too short, a stride too small, or the input smaller
-    /// than the kernel.
+    /// [`EngineError::Shape`] if a slice is too short, a stride too small, the input smaller
+    /// than the kernel, or a size overflows.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
@@ -989,32 +1005,41 @@ impl PackedConv {
         let s = &self.spec;
         let (oh, ow) = s.output_size(height, width).ok_or_else(|| {
             EngineError::Shape(format!(
-                "{}: input {height}x{width} is smaller than the kernel",
+                "{}: input {height}x{width} is smaller than the kernel (or its output size overflows)",
                 self.name
             ))
         })?;
+        let overflow = || {
+            EngineError::Shape(format!(
+                "{}: input {batch}x{height}x{width} overflows the address space",
+                self.name
+            ))
+        };
+        // Values a view of `pixels` pixels at `stride` spans; `None` when it overflows.
         let need = |pixels: usize, stride: usize, channels: usize| {
             if pixels == 0 {
-                0
+                Some(0)
             } else {
-                (pixels - 1) * stride + channels
+                (pixels - 1).checked_mul(stride)?.checked_add(channels)
             }
         };
-        let in_pixels = batch * height * width;
-        let out_pixels = batch * oh * ow;
+        let pixels = |h: usize, w: usize| batch.checked_mul(h)?.checked_mul(w);
+        let in_pixels = pixels(height, width).ok_or_else(overflow)?;
+        let out_pixels = pixels(oh, ow).ok_or_else(overflow)?;
+        let in_need = need(in_pixels, in_stride, s.in_channels).ok_or_else(overflow)?;
+        let out_need = need(out_pixels, out_stride, s.out_channels).ok_or_else(overflow)?;
         let short = |what: &str| Err(EngineError::Shape(format!("{}: {what}", self.name)));
-        if in_stride < s.in_channels || input.len() < need(in_pixels, in_stride, s.in_channels) {
+        if in_stride < s.in_channels || input.len() < in_need {
             return short("input slice too short or stride below the channel count");
         }
-        if out_stride < s.out_channels
-            || output.len() < need(out_pixels, out_stride, s.out_channels)
-        {
+        if out_stride < s.out_channels || output.len() < out_need {
             return short("output slice too short or stride below the channel count");
         }
-        if let Some((r, rs)) = residual
-            && (rs < s.out_channels || r.len() < need(out_pixels, rs, s.out_channels))
-        {
-            return short("residual slice too short or stride below the channel count");
+        if let Some((r, rs)) = residual {
+            let r_need = need(out_pixels, rs, s.out_channels).ok_or_else(overflow)?;
+            if rs < s.out_channels || r.len() < r_need {
+                return short("residual slice too short or stride below the channel count");
+            }
         }
         let src = Src {
             ptr: input.as_ptr(),

@@ -86,7 +86,9 @@ pub fn spectral_norm_weight(
     u: &[f32],
     v: &[f32],
 ) -> Result<(Vec<f32>, f64), EngineError> {
-    check(layer, "weight_orig", weight_orig.len(), u.len() * v.len())?;
+    // A product that overflows can match no slice's length (`usize::MAX` floats do not fit).
+    let expected = u.len().saturating_mul(v.len());
+    check(layer, "weight_orig", weight_orig.len(), expected)?;
     let cols = v.len();
     let sigma: f64 = u
         .iter()

@@ -241,7 +241,11 @@ impl Graph {
     /// [`EngineError::Shape`] if the channels of `x` are not a multiple of `factor²`.
     pub fn pixel_shuffle(&mut self, x: Value, factor: usize) -> Result<Value, EngineError> {
         let c = self.channels(x);
-        let r2 = factor * factor;
+        let Some(r2) = factor.checked_mul(factor) else {
+            return Err(EngineError::Shape(format!(
+                "pixel shuffle by {factor}: the factor's square overflows"
+            )));
+        };
         if factor == 0 || !c.is_multiple_of(r2) {
             return Err(EngineError::Shape(format!(
                 "pixel shuffle by {factor} needs a multiple of {r2} channels, not {c}"
@@ -488,14 +492,15 @@ impl Graph {
             .iter()
             .zip(&plan.places)
             .filter_map(|(n, p)| Some(n.op.conv()?.spec().macs(batch * p.height * p.width)))
-            .sum())
+            .fold(0usize, usize::saturating_add))
     }
 
     /// The memory plan for one input shape (computed once, then cached).
     ///
     /// # Errors
     /// [`EngineError::Shape`] if the input is too small for a layer, the parts of a concatenation
-    /// differ in size, or no output was set.
+    /// differ in size, no output was set, or a size overflows (a value, or all of them together,
+    /// larger than the address space: sizes are computed with checked arithmetic).
     pub fn plan(
         &self,
         batch: usize,
@@ -559,25 +564,47 @@ impl Graph {
             }
         }
         last[root(output.0)] = n;
-        let align = |v: usize| v.div_ceil(16) * 16;
-        let mut buffers: Vec<(usize, usize)> = (0..n)
-            .filter(|&i| self.nodes[i].alias.is_none())
-            .map(|i| {
-                let (h, w) = shapes[i];
-                (i, align(batch * h * w * self.nodes[i].op.channels()))
-            })
-            .collect();
+        // Every size with checked arithmetic: a product that wraps would plan a small buffer for
+        // a large value, and the ops write through raw pointers.
+        let too_large = || {
+            EngineError::Shape(format!(
+                "input {batch}x{height}x{width} needs more memory than the address space holds"
+            ))
+        };
+        let align = |v: usize| v.checked_next_multiple_of(16);
+        let mut buffers: Vec<(usize, usize)> = Vec::with_capacity(2 * n);
+        for i in (0..n).filter(|&i| self.nodes[i].alias.is_none()) {
+            let (h, w) = shapes[i];
+            let len = batch
+                .checked_mul(h)
+                .and_then(|v| v.checked_mul(w))
+                .and_then(|v| v.checked_mul(self.nodes[i].op.channels()))
+                .and_then(align)
+                .ok_or_else(too_large)?;
+            buffers.push((i, len));
+        }
         // Scratch space of ops that need it, alive only during the op (ids n + node).
         first.resize(2 * n, usize::MAX);
         last.resize(2 * n, 0);
         for (i, node) in self.nodes.iter().enumerate() {
             let (h, w) = shapes[i];
-            let len = node.op.scratch_len(batch, h, w);
+            let len = node
+                .op
+                .scratch_len(batch, h, w)
+                .and_then(align)
+                .ok_or_else(too_large)?;
             if len > 0 {
-                buffers.push((n + i, align(len)));
+                buffers.push((n + i, len));
                 (first[n + i], last[n + i]) = (i, i);
             }
         }
+        // Every offset the placement below computes is at most the sum of all lengths; with that
+        // sum within what a `Vec<f32>` can hold, no offset or length arithmetic can overflow.
+        buffers
+            .iter()
+            .try_fold(0usize, |sum, &(_, len)| sum.checked_add(len))
+            .filter(|&total| total <= isize::MAX as usize / std::mem::size_of::<f32>())
+            .ok_or_else(too_large)?;
         buffers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         // 3. Offsets: greedy, largest first, lowest offset that overlaps no buffer alive at the
         //    same time.
@@ -642,8 +669,8 @@ impl Graph {
     /// - returns `[batch, oh, ow, output_channels]`, NHWC.
     ///
     /// # Errors
-    /// [`EngineError::Shape`] if `input` has another length than the shape says, or as
-    /// [`Graph::plan`].
+    /// [`EngineError::Shape`] if `input` has another length than the shape says (the product is
+    /// checked: one that overflows is an error, not a wrapped length), or as [`Graph::plan`].
     pub fn run(
         &self,
         input: &[f32],
@@ -698,12 +725,20 @@ impl Graph {
         timings: Option<&mut Vec<OpTiming>>,
     ) -> Result<(), EngineError> {
         let cin = self.input_channels();
-        if input.len() != batch * height * width * cin {
-            return Err(EngineError::Shape(format!(
-                "input has {} values, [{batch}, {height}, {width}, {cin}] needs {}",
-                input.len(),
-                batch * height * width * cin
-            )));
+        let needed = batch
+            .checked_mul(height)
+            .and_then(|v| v.checked_mul(width))
+            .and_then(|v| v.checked_mul(cin));
+        if needed != Some(input.len()) {
+            return Err(EngineError::Shape(match needed {
+                Some(n) => format!(
+                    "input has {} values, [{batch}, {height}, {width}, {cin}] needs {n}",
+                    input.len()
+                ),
+                None => {
+                    format!("input [{batch}, {height}, {width}, {cin}] overflows the address space")
+                }
+            }));
         }
         let plan = self.plan(batch, height, width)?;
         let mut arena = self

@@ -4,3 +4,4 @@
 mod fold;
 mod graph;
 mod kernels;
+mod overflow;

@@ -300,9 +300,10 @@ impl Colorizer {
     }
 
     /// Sets the render size (the shorter side in pixels for the default size rule; see
-    /// [`crate::model_io::SizeRule`]). Values below 1 are taken as 1.
+    /// [`crate::model_io::SizeRule`]). Values outside `1..=`[`crate::limits::MAX_RENDER_SIZE`]
+    /// are taken as the nearer bound.
     pub fn with_render_size(mut self, render_size: u32) -> Self {
-        self.render_size = render_size.max(1);
+        self.render_size = render_size.clamp(1, crate::limits::MAX_RENDER_SIZE);
         self
     }
 

@@ -22,6 +22,17 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
+    /// A value of `config.json` is past a bound of [`crate::limits`] (a width, depth, list length,
+    /// parameter count or size), refused before anything is allocated.
+    #[error("{path}: {field}: {message}")]
+    Limit {
+        /// The config file.
+        path: PathBuf,
+        /// The field, as in `config.json` (`network.widths[2]`, `render_size`).
+        field: String,
+        /// What is wrong, with the bound.
+        message: String,
+    },
     /// The weights file is not a readable safetensors file.
     #[error("{path}: cannot read weights: {message}")]
     Weights {

@@ -14,6 +14,8 @@
 //! - [`model_dir`]: `config.json` + `model.safetensors` directories, loading with weight checks.
 //! - [`model_io`]: the I/O contract in `config.json` (what a network takes and returns, its size
 //!   rule).
+//! - [`limits`]: bounds on what `config.json` and `model.safetensors` may ask for, checked
+//!   before allocating.
 //! - [`weights`]: named weights over `model.safetensors`, with scoped key paths.
 //! - [`layers`]: engine layers from named weights (batch norm folded, fused epilogues); each
 //!   network file has a `graph()` builder made of them, what [`Colorizer`] runs by default.
@@ -38,6 +40,7 @@ pub mod eval;
 pub mod fusion;
 pub mod hints;
 pub mod layers;
+pub mod limits;
 pub mod model_dir;
 pub mod model_io;
 pub mod network;

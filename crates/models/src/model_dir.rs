@@ -21,7 +21,8 @@ use burn::store::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
-use crate::model_io::ModelIo;
+use crate::limits::{MAX_CHANNELS, MAX_NETWORK_SIDE, MAX_RENDER_SIZE};
+use crate::model_io::{ModelIo, OutputKind, SizeRule};
 use crate::network::{Network, NetworkConfig};
 
 /// The name of the config file in a model directory.
@@ -55,10 +56,15 @@ fn default_saturation() -> f32 {
 }
 
 impl ModelConfig {
-    /// Parses `config.json` content; `path` names it in errors.
+    /// Parses `config.json` content; `path` names it in errors. Everything that becomes an
+    /// allocation is checked here, before any network or buffer exists: widths, depths and the
+    /// estimated parameter count ([`crate::limits::check_network`]), the render size
+    /// (`1..=`[`MAX_RENDER_SIZE`]; a size the network cannot take is rounded by its size rule)
+    /// and the sizes in `io.size` (at most [`MAX_NETWORK_SIDE`]).
     ///
     /// # Errors
-    /// [`ModelError::Config`] when the JSON is invalid or names an unknown `arch`.
+    /// [`ModelError::Config`] when the JSON is invalid, names an unknown `arch` or has
+    /// inconsistent numbers; [`ModelError::Limit`] naming the field past a bound.
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self, ModelError> {
         let config: Self = serde_json::from_slice(bytes).map_err(|e| ModelError::Config {
             path: path.to_path_buf(),
@@ -77,7 +83,48 @@ impl ModelConfig {
             path: path.to_path_buf(),
             message,
         };
+        let limit = |field: &str, message: String| ModelError::Limit {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            message,
+        };
+        if !(1..=MAX_RENDER_SIZE).contains(&config.render_size) {
+            return Err(limit(
+                "render_size",
+                format!(
+                    "{} pixels is outside 1..={MAX_RENDER_SIZE}",
+                    config.render_size
+                ),
+            ));
+        }
+        match config.io.size {
+            SizeRule::MultipleOf { multiple } | SizeRule::Square { multiple }
+                if multiple > MAX_NETWORK_SIDE =>
+            {
+                return Err(limit(
+                    "io.size.multiple",
+                    format!("{multiple} pixels is above {MAX_NETWORK_SIDE}"),
+                ));
+            }
+            SizeRule::Fixed { width, height } if width.max(height) > MAX_NETWORK_SIDE => {
+                return Err(limit(
+                    "io.size",
+                    format!("{width}x{height} pixels has a side above {MAX_NETWORK_SIDE}"),
+                ));
+            }
+            _ => {}
+        }
+        if let OutputKind::AbBins { bins, .. } = &config.io.output
+            && bins.len() > MAX_CHANNELS
+        {
+            return Err(limit(
+                "io.output.bins",
+                format!("{} bins is above {MAX_CHANNELS}", bins.len()),
+            ));
+        }
         config.io.validate().map_err(bad)?;
+        crate::limits::check_network(&config.network)
+            .map_err(|(field, message)| limit(&field, message))?;
         let (cin, cout) = config.network.channels();
         if (cin, cout) != (config.io.input_channels(), config.io.output_channels()) {
             return Err(bad(format!(
@@ -85,12 +132,6 @@ impl ModelConfig {
                 config.io.input_channels(),
                 config.io.output_channels()
             )));
-        }
-        if config.render_size == 0 {
-            return Err(ModelError::Config {
-                path: path.to_path_buf(),
-                message: "render_size must be at least 1".into(),
-            });
         }
         Ok(config)
     }
@@ -101,7 +142,8 @@ impl ModelConfig {
 /// `path` names the weights in errors.
 ///
 /// # Errors
-/// [`ModelError::Weights`] for an unreadable file, [`ModelError::WeightShape`],
+/// [`ModelError::Weights`] for an unreadable file (one whose header does not describe its bytes:
+/// see [`crate::weights::check_safetensors`]), [`ModelError::WeightShape`],
 /// [`ModelError::MissingWeight`] or [`ModelError::UnexpectedWeight`] when the file does not fit
 /// the network.
 pub fn load_weights(network: &mut Network, bytes: Vec<u8>, path: &Path) -> Result<(), ModelError> {
@@ -110,7 +152,7 @@ pub fn load_weights(network: &mut Network, bytes: Vec<u8>, path: &Path) -> Resul
         message,
     };
     // Check the header first: burn-store would otherwise report a bad file in its own words.
-    safetensors_header_ok(&bytes).map_err(weights_err)?;
+    crate::weights::check_safetensors(&bytes).map_err(weights_err)?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .with_from_adapter(PyTorchToBurnAdapter)
         .skip_enum_variants(true)
@@ -146,23 +188,6 @@ pub fn load_weights(network: &mut Network, bytes: Vec<u8>, path: &Path) -> Resul
             key: key.clone(),
         });
     }
-    Ok(())
-}
-
-/// A safetensors file starts with an 8-byte little-endian header length and a JSON header.
-fn safetensors_header_ok(bytes: &[u8]) -> Result<(), String> {
-    if bytes.len() < 8 {
-        return Err(format!(
-            "file is {} bytes, too short for safetensors",
-            bytes.len()
-        ));
-    }
-    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-    if n == 0 || 8 + n > bytes.len() {
-        return Err("not a safetensors file (bad header length)".into());
-    }
-    serde_json::from_slice::<serde_json::Value>(&bytes[8..8 + n])
-        .map_err(|e| format!("not a safetensors file (header: {e})"))?;
     Ok(())
 }
 

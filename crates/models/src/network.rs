@@ -43,8 +43,11 @@ impl NetworkConfig {
     /// Builds burn's network with fresh weights (for training and [`crate::EngineKind::Burn`]).
     ///
     /// # Errors
-    /// [`ModelError::InferenceOnly`] for an architecture that exists only as an engine graph.
+    /// [`ModelError::Limit`] for widths, depths or a parameter count past [`crate::limits`]
+    /// (checked before anything is allocated), [`ModelError::InferenceOnly`] for an architecture
+    /// that exists only as an engine graph.
     pub fn init(&self, device: &Device) -> Result<Network, ModelError> {
+        self.check_limits()?;
         match self {
             Self::UnetResnet(c) => Ok(Network::UnetResnet(c.init(device))),
             Self::PlainCnn(c) => Ok(Network::PlainCnn(c.init(device))),
@@ -62,8 +65,10 @@ impl NetworkConfig {
     /// # Errors
     /// [`ModelError::MissingWeight`], [`ModelError::WeightShape`] or
     /// [`ModelError::UnexpectedWeight`] when the weights do not fit; [`ModelError::Engine`] when
-    /// the engine cannot run a layer or `isa` is unavailable.
+    /// the engine cannot run a layer or `isa` is unavailable; [`ModelError::Limit`] as
+    /// [`NetworkConfig::init`].
     pub fn graph(&self, weights: &Weights, isa: Isa) -> Result<Graph, ModelError> {
+        self.check_limits()?;
         match self {
             Self::UnetResnet(c) => crate::unet_resnet::graph(c, weights, isa),
             Self::Eccv16(c) => crate::eccv16::graph(c, weights, isa),
@@ -73,6 +78,19 @@ impl NetworkConfig {
             Self::Resnet18Regressor(c) => crate::resnet18_regressor::graph(c, weights, isa),
             Self::Fusion(c) => crate::fusion::graph(c, weights, isa),
         }
+    }
+
+    /// Checks widths, depths and the estimated parameter count against [`crate::limits`]
+    /// ([`crate::limits::check_network`]).
+    ///
+    /// # Errors
+    /// [`ModelError::Limit`] naming the field (under `network`), with `config.json` as the path.
+    pub fn check_limits(&self) -> Result<(), ModelError> {
+        crate::limits::check_network(self).map_err(|(field, message)| ModelError::Limit {
+            path: std::path::PathBuf::from(crate::model_dir::CONFIG_FILE),
+            field,
+            message,
+        })
     }
 
     /// `(input channels, output channels)` of the network.

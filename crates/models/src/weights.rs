@@ -47,13 +47,14 @@ impl Weights {
     /// Parses safetensors bytes; `path` names the file in errors.
     ///
     /// # Errors
-    /// [`ModelError::Weights`] when the bytes are not a safetensors file or a tensor has a dtype
-    /// other than f32, f16, bf16 or f64.
+    /// [`ModelError::Weights`] when the bytes are not a safetensors file (see
+    /// [`check_safetensors`]) or a tensor has a dtype other than f32, f16, bf16 or f64.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, ModelError> {
         let err = |message: String| ModelError::Weights {
             path: path.to_path_buf(),
             message,
         };
+        check_safetensors(bytes).map_err(err)?;
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| err(format!("not a safetensors file ({e})")))?;
         let mut tensors = HashMap::new();
@@ -257,6 +258,67 @@ impl Weights {
             .map(|(k, v)| (k.as_str(), v))
             .collect()
     }
+}
+
+/// Checks that safetensors bytes describe themselves before anything reads them, with checked
+/// arithmetic throughout: an 8-byte little-endian header length within the file (and at most
+/// [`crate::limits::MAX_SAFETENSORS_HEADER`]), a JSON object header, and for each tensor a known
+/// dtype, a shape whose element count and byte size do not overflow, and `data_offsets`
+/// `[begin, end]` inside the data that hold exactly those bytes.
+///
+/// # Errors
+/// A one-line description of the first problem, naming the tensor and field.
+pub fn check_safetensors(bytes: &[u8]) -> Result<(), String> {
+    let Some((len, rest)) = bytes.split_first_chunk::<8>() else {
+        return Err(format!(
+            "file is {} bytes, too short for safetensors",
+            bytes.len()
+        ));
+    };
+    let n = u64::from_le_bytes(*len);
+    if n == 0 || n > crate::limits::MAX_SAFETENSORS_HEADER || n > rest.len() as u64 {
+        return Err(format!(
+            "not a safetensors file (header length {n} for a {}-byte file)",
+            bytes.len()
+        ));
+    }
+    let (header, data) = rest.split_at(n as usize);
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header)
+        .map_err(|e| format!("not a safetensors file (header: {e})"))?;
+    for (name, info) in &header {
+        if name == "__metadata__" {
+            continue;
+        }
+        let field = |f: &str| {
+            info.get(f)
+                .ok_or_else(|| format!("tensor '{name}': no {f}"))
+        };
+        let dtype: Dtype = serde_json::from_value(field("dtype")?.clone())
+            .map_err(|_| format!("tensor '{name}': unknown dtype {}", info["dtype"]))?;
+        let shape: Vec<u64> = serde_json::from_value(field("shape")?.clone())
+            .map_err(|_| format!("tensor '{name}': shape is not a list of sizes"))?;
+        let [begin, end]: [u64; 2] = serde_json::from_value(field("data_offsets")?.clone())
+            .map_err(|_| format!("tensor '{name}': data_offsets is not [begin, end]"))?;
+        let nbytes = shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .and_then(|elements| elements.checked_mul(dtype.bitsize() as u64))
+            .map(|bits| bits.div_ceil(8))
+            .ok_or_else(|| format!("tensor '{name}': shape {shape:?} has too many elements"))?;
+        if begin > end || end > data.len() as u64 {
+            return Err(format!(
+                "tensor '{name}': data_offsets [{begin}, {end}] run past the {} bytes of data (truncated file?)",
+                data.len()
+            ));
+        }
+        if end - begin != nbytes {
+            return Err(format!(
+                "tensor '{name}': data_offsets [{begin}, {end}] hold {} bytes, shape {shape:?} of {dtype:?} needs {nbytes}",
+                end - begin
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Serialises named f32 tensors as safetensors bytes (keys sorted; `metadata` in the header).

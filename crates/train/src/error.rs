@@ -67,14 +67,19 @@ pub enum TrainError {
         /// The training folder.
         path: PathBuf,
     },
-    /// A loss stopped being finite; nothing of the round was written, the last checkpoint stands.
+    /// A loss, or the generator's weights, stopped being finite; nothing of the round was
+    /// written (no metrics row, checkpoint or export), so the last good checkpoint and the
+    /// exported model stand.
     #[error(
-        "the {what} became NaN or infinite at step {step}; the last good checkpoint is kept (lower --lr or --critic-lr)"
+        "the {what} became NaN or infinite in round {epoch} at step {step}; the last good checkpoint and exported model are kept (lower --lr or --critic-lr)"
     )]
     Diverged {
-        /// Which loss.
+        /// What stopped being finite: `generator loss`, `critic loss`, `generator loss in
+        /// inference mode`, or `generator weight '<key>'`.
         what: String,
-        /// The global step.
+        /// The round (usually the epoch, 1-based) that diverged.
+        epoch: usize,
+        /// The global step (optimizer steps taken before it).
         step: usize,
     },
     /// An option is out of range.

@@ -108,7 +108,8 @@ pub enum TrainEvent {
         /// Training seconds over the whole run so far (resumed sessions too).
         total_seconds: f64,
     },
-    /// The epoch has the best validation PSNR so far and was exported as the run's model.
+    /// The epoch has the best validation PSNR so far and was exported as the run's model. (The
+    /// checkpoint is written first, the export after it; both events come once both are done.)
     Exported {
         /// The epoch.
         epoch: usize,

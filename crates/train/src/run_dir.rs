@@ -64,6 +64,15 @@ impl RunDir {
         write_json_atomic(&self.root.join(TRAIN_JSON), options)
     }
 
+    /// Keeps only the `metrics.csv` rows of rounds up to `last` (see [`truncate_csv_rows`]): a run
+    /// starting after round `last` (0 for a fresh run) calls it before its first row.
+    ///
+    /// # Errors
+    /// As [`truncate_csv_rows`].
+    pub fn truncate_metrics(&self, last: usize) -> Result<(), TrainError> {
+        truncate_csv_rows(&self.root.join(METRICS_FILE), last)
+    }
+
     /// Appends one row to `metrics.csv`, writing the header first if the file is new.
     ///
     /// # Errors
@@ -135,7 +144,8 @@ impl MetricsRow<'_> {
 }
 
 /// Appends `row` (one line, with its newline) to the CSV file `path`, writing `header` first when
-/// the file does not exist yet. Other training loops use it for their own metrics files.
+/// the file does not exist yet, in one write (header and row together for a new file), then
+/// flushes it to disk. Other training loops use it for their own metrics files.
 ///
 /// # Errors
 /// [`TrainError::Write`] on file-system errors.
@@ -146,11 +156,47 @@ pub fn append_csv_row(path: &Path, header: &str, row: &str) -> Result<(), TrainE
         .append(true)
         .open(path)
         .map_err(TrainError::write(path))?;
-    if new {
-        f.write_all(header.as_bytes())
-            .map_err(TrainError::write(path))?;
+    let bytes = if new {
+        format!("{header}{row}")
+    } else {
+        row.to_string()
+    };
+    f.write_all(bytes.as_bytes())
+        .and_then(|()| f.sync_data())
+        .map_err(TrainError::write(path))
+}
+
+/// Keeps the rows of the CSV file `path` (first column: the round) for rounds up to `last`,
+/// dropping later ones and any last line cut short (no newline), by rewriting the file
+/// atomically when anything is dropped. A run resumed from the checkpoint of round `last` calls
+/// it first, so rows written by a session that crashed before its next checkpoint are not
+/// repeated when those rounds run again. A missing file stays missing.
+///
+/// # Errors
+/// [`TrainError::Read`] if the file cannot be read, [`TrainError::Core`] if it cannot be
+/// rewritten.
+pub fn truncate_csv_rows(path: &Path, last: usize) -> Result<(), TrainError> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(TrainError::read(path)(e)),
+    };
+    let mut kept = String::with_capacity(text.len());
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let complete = line.ends_with('\n');
+        let round = line.split(',').next().and_then(|r| r.parse::<usize>().ok());
+        // The header (line 0) stays; a row stays if complete and not after `last`.
+        if complete && (i == 0 || round.is_some_and(|r| r <= last)) {
+            kept.push_str(line);
+        }
     }
-    f.write_all(row.as_bytes()).map_err(TrainError::write(path))
+    if kept.is_empty() {
+        // Not even a whole header: the next row writes a new file with its header.
+        std::fs::remove_file(path).map_err(TrainError::write(path))?;
+    } else if kept != text {
+        write_file_atomic(path, kept.as_bytes(), true)?;
+    }
+    Ok(())
 }
 
 /// Writes `value` as pretty JSON to `path` through a temporary file and a rename.

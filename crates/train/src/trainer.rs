@@ -29,6 +29,7 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use colorize_core::files::find_images;
 use colorize_core::io::{DecodeLimits, write_file_atomic};
 use colorize_models::eval::{EvalReport, evaluate_files};
+use colorize_models::model_dir::WEIGHTS_FILE;
 use colorize_models::{Colorizer, ModelConfig, Network, load_model_dir};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -189,15 +190,37 @@ fn evenly_spaced(files: Vec<PathBuf>, limit: Option<usize>) -> Vec<PathBuf> {
     }
 }
 
-fn finite(value: f64, what: &str, step: usize) -> Result<f64, TrainError> {
+fn finite(value: f64, what: &str, epoch: usize, step: usize) -> Result<f64, TrainError> {
     if value.is_finite() {
         Ok(value)
     } else {
         Err(TrainError::Diverged {
             what: what.to_string(),
+            epoch,
             step,
         })
     }
+}
+
+/// Whether the safetensors files `a` and `b` hold the same tensors (false if either is missing
+/// or unreadable).
+fn same_weights(a: &Path, b: &Path) -> bool {
+    let read = |p: &Path| colorize_models::Weights::open(p).ok();
+    match (read(a), read(b)) {
+        (Some(a), Some(b)) => a.tensors() == b.tensors(),
+        _ => false,
+    }
+}
+
+/// The key of the first weight of `network` that is not finite, if any.
+fn non_finite_weight(network: &Network) -> Result<Option<String>, TrainError> {
+    let bytes = colorize_models::model_dir::weights_to_bytes(network)?;
+    let weights = colorize_models::Weights::from_bytes(&bytes, Path::new("<generator>"))?;
+    Ok(weights
+        .tensors()
+        .into_iter()
+        .find(|(_, t)| t.values.iter().any(|v| !v.is_finite()))
+        .map(|(key, _)| key.to_string()))
 }
 
 fn gan_optimizer() -> ModuleOptimizer {
@@ -390,6 +413,21 @@ pub fn train(
         });
     }
     run.write_options(opts)?;
+    // Rows of rounds after the checkpoint were written by a session that stopped before its
+    // next checkpoint: those rounds run again, so their old rows go (and a row cut short).
+    run.truncate_metrics(state.epoch)?;
+    if resuming
+        && state.epoch > 0
+        && state.best_epoch == state.epoch
+        && !same_weights(
+            &run.root().join(WEIGHTS_FILE),
+            &ckpt.dir().join(WEIGHTS_FILE),
+        )
+    {
+        // The checkpoint's own round is the best, but the exported model is another: a session
+        // stopped between the checkpoint and the export. Export the checkpoint's generator.
+        run.export_model(&model_config, &generator.valid())?;
+    }
     let bins = (opts.loss() == Loss::AbBins).then(|| AbBins::from_dataset(&data));
 
     let mut summary = TrainSummary {
@@ -472,6 +510,14 @@ pub fn train(
         // Critic pretraining: the generator in inference mode (`[batch, C, S, S]` in and out).
         let frozen = (round.phase == Phase::CriticPretraining).then(|| generator.valid());
         let warmup = ((cycle_steps as f64 * opts.warmup_fraction).round() as usize).max(1);
+        let recon = |pred: Tensor<4>, b: &Batch| -> Tensor<1> {
+            match opts.loss() {
+                Loss::L1 => l1_ab(pred, b.ab.clone()),
+                Loss::Mse => mse_ab(pred, b.ab.clone()),
+                Loss::AbBins => ab_bins_loss(pred, b.bins.as_ref().expect("bins batch")),
+            }
+        };
+        let mut last_batch = None;
         for s in 0..round.steps {
             let t_data = Instant::now();
             let idx = &order[(s * batch) % order.len()..][..batch];
@@ -493,13 +539,6 @@ pub fn train(
                 1.0
             };
             lr = lr_at(local, cycle_steps, warmup, peak, final_fraction);
-            let recon = |pred: Tensor<4>, b: &Batch| -> Tensor<1> {
-                match opts.loss() {
-                    Loss::L1 => l1_ab(pred, b.ab.clone()),
-                    Loss::Mse => mse_ab(pred, b.ab.clone()),
-                    Loss::AbBins => ab_bins_loss(pred, b.bins.as_ref().expect("bins batch")),
-                }
-            };
             let mut d_loss_value = None;
             // The generator's output, computed once per step (pix2pix's order): the critic
             // learns from it detached, then the generator from the updated critic's verdict.
@@ -523,6 +562,7 @@ pub fn train(
                 let v = finite(
                     f64::from(d_loss.clone().into_scalar::<f32>()),
                     "critic loss",
+                    epoch,
                     state.step,
                 )?;
                 let grads = GradientsParams::from_grads(d_loss.backward(), &c);
@@ -546,6 +586,7 @@ pub fn train(
                 let v = finite(
                     f64::from(loss.clone().into_scalar::<f32>()),
                     "generator loss",
+                    epoch,
                     state.step,
                 )?;
                 let grads = GradientsParams::from_grads(loss.backward(), &generator);
@@ -569,9 +610,33 @@ pub fn train(
                 images_per_s: (loss_n * batch) as f64 / elapsed,
                 data_fraction: data_secs / elapsed,
             });
+            last_batch = Some(b);
             if over_time() {
                 stopped_early = true;
                 break;
+            }
+        }
+        // The last step's update can leave weights that are not finite, or so large that the
+        // network's output is not, while every loss it computed was: check the generator as it
+        // will be validated, checkpointed and exported (inference mode, on the last batch), and
+        // its weights, before anything of the round is written.
+        if round.phase != Phase::CriticPretraining {
+            let valid = generator.valid();
+            if let Some(b) = &last_batch {
+                let pred = Tensor::from_inner(valid.forward(b.l.clone().inner()));
+                finite(
+                    f64::from(recon(pred, b).into_scalar::<f32>()),
+                    "generator loss in inference mode",
+                    epoch,
+                    state.step,
+                )?;
+            }
+            if let Some(key) = non_finite_weight(&valid)? {
+                return Err(TrainError::Diverged {
+                    what: format!("generator weight '{key}'"),
+                    epoch,
+                    step: state.step,
+                });
             }
         }
         let train_loss = loss_sum / loss_n.max(1) as f64;
@@ -622,20 +687,15 @@ pub fn train(
         // pretraining round does not change the generator.
         let colourful = report.model.colourfulness >= opts.min_colourfulness;
         let better = (colourful, report.model.psnr) > (state.best_colourful, state.best_psnr);
-        if round.phase != Phase::CriticPretraining && better {
+        let export = round.phase != Phase::CriticPretraining && better;
+        if export {
             state.best_psnr = report.model.psnr;
             state.best_colourful = colourful;
             state.best_epoch = epoch;
-            run.export_model(&model_config, &network)?;
-            on_event(&TrainEvent::Exported {
-                epoch,
-                psnr: report.model.psnr,
-                dir: run.root().to_path_buf(),
-            });
-            summary.best = Some(report);
-            summary.best_epoch = epoch;
         }
-        // Checkpoint: networks, optimizers and the state that points at them, swapped in together.
+        // Checkpoint: networks, optimizers and the state that points at them, swapped in
+        // together; then the export. A crash between the two leaves a checkpoint whose best
+        // round is its own round, and a resumed run exports it again (see above).
         let writer = ckpt.begin()?;
         writer.save_model(&model_config, &network)?;
         writer.save_optimizer(OPTIMIZER_FILE, &g_optim)?;
@@ -645,6 +705,16 @@ pub fn train(
         }
         writer.save_state(&state)?;
         writer.commit()?;
+        if export {
+            run.export_model(&model_config, &network)?;
+            on_event(&TrainEvent::Exported {
+                epoch,
+                psnr: report.model.psnr,
+                dir: run.root().to_path_buf(),
+            });
+            summary.best = Some(report);
+            summary.best_epoch = epoch;
+        }
         on_event(&TrainEvent::Checkpointed {
             epoch,
             step: state.step,

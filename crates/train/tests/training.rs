@@ -254,3 +254,161 @@ fn time_budget_stops_cleanly_with_a_checkpoint() {
         serde_json::from_slice(&std::fs::read(out.join("checkpoint/state.json")).unwrap()).unwrap();
     assert_eq!(state["step"], 1, "{state}");
 }
+
+#[test]
+fn a_round_that_diverges_on_its_last_step_exports_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_dataset(&data, 10);
+    let out = tmp.path().join("run");
+    let mut o = options(&data, &out, 1);
+    // 9 training photos in batches of 8: one step per epoch. Its loss is computed before the
+    // update that blows the weights up, so only the round-end check can see the divergence.
+    o.learning_rate = 1e30;
+    let e = train_quietly(&o).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            TrainError::Diverged {
+                epoch: 1,
+                step: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains("round 1") && !msg.contains('\n'), "{msg}");
+    // Nothing of the diverged round: no exported model, no checkpoint, no metrics row.
+    assert!(!out.join("model.safetensors").exists() && !out.join("config.json").exists());
+    assert!(!out.join("checkpoint").exists());
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap_or_default();
+    assert!(csv.lines().count() <= 1, "{csv}");
+}
+
+/// The epochs of `metrics.csv`'s rows, in order.
+fn metric_epochs(out: &Path) -> Vec<String> {
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(csv.ends_with('\n'), "no row cut short: {csv:?}");
+    csv.lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_crash_mid_checkpoint_resumes_from_the_last_complete_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_dataset(&data, 20);
+    let out = tmp.path().join("run");
+    let mut o = options(&data, &out, 2);
+    train_quietly(&o).unwrap();
+    // A `kill -9` during epoch 3's checkpoint: its row is in metrics.csv, the staging folder
+    // holds half a weights file and a state claiming epoch 3, and epoch 4's row was cut short
+    // (as a crash in the middle of a write would leave it).
+    let row3 = std::fs::read_to_string(out.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .nth(2)
+        .unwrap()
+        .replacen("2,", "3,", 1);
+    let mut csv = std::fs::OpenOptions::new()
+        .append(true)
+        .open(out.join("metrics.csv"))
+        .unwrap();
+    std::io::Write::write_all(&mut csv, format!("{row3}\n4,8,1").as_bytes()).unwrap();
+    let staging = out.join("checkpoint.partial");
+    std::fs::create_dir_all(&staging).unwrap();
+    let weights = std::fs::read(out.join("checkpoint/model.safetensors")).unwrap();
+    std::fs::write(
+        staging.join("model.safetensors"),
+        &weights[..weights.len() / 2],
+    )
+    .unwrap();
+    std::fs::write(staging.join("state.json"), br#"{"epoch": 3, "step": 6}"#).unwrap();
+
+    o.epochs = 3;
+    o.resume = true;
+    let (s, events) = train_collecting(&o);
+    assert!(
+        matches!(
+            events[0],
+            TrainEvent::Resumed {
+                epoch: 2,
+                step: 4,
+                ..
+            }
+        ),
+        "resumed from the last complete checkpoint: {:?}",
+        events[0]
+    );
+    assert_eq!(s.epoch_losses.len(), 1, "epoch 3 runs again");
+    assert!(!staging.exists(), "the stale staging folder is gone");
+    assert_eq!(metric_epochs(&out), ["1", "2", "3"], "each epoch once");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(
+        (state["epoch"].as_u64(), state["step"].as_u64()),
+        (Some(3), Some(6))
+    );
+}
+
+#[test]
+fn metrics_csv_has_each_epoch_once_after_an_interrupted_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_dataset(&data, 20);
+    let out = tmp.path().join("run");
+    let mut o = options(&data, &out, 1);
+    train_quietly(&o).unwrap();
+    // A session that validated epoch 2 and wrote its row, then died before its checkpoint.
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let row2 = csv.lines().nth(1).unwrap().replacen("1,", "2,", 1);
+    std::fs::write(out.join("metrics.csv"), format!("{csv}{row2}\n")).unwrap();
+    o.epochs = 3;
+    o.resume = true;
+    train_quietly(&o).unwrap();
+    assert_eq!(metric_epochs(&out), ["1", "2", "3"]);
+    // A fresh run (no --resume) into the same folder starts its metrics over.
+    o.resume = false;
+    o.epochs = 1;
+    train_quietly(&o).unwrap();
+    assert_eq!(metric_epochs(&out), ["1"]);
+}
+
+#[test]
+fn a_crash_between_checkpoint_and_export_exports_again_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_dataset(&data, 20);
+    let out = tmp.path().join("run");
+    let mut o = options(&data, &out, 1);
+    train_quietly(&o).unwrap();
+    // Epoch 1 is the best and is in the checkpoint; a crash before its export would leave an
+    // older exported model: stand one in from another seed.
+    let mut other = options(&data, &tmp.path().join("other"), 1);
+    other.seed = 99;
+    train_quietly(&other).unwrap();
+    std::fs::copy(
+        tmp.path().join("other/model.safetensors"),
+        out.join("model.safetensors"),
+    )
+    .unwrap();
+    let tensors = |p: &Path| {
+        let w = colorize_models::Weights::open(p).unwrap();
+        w.tensors()
+            .into_iter()
+            .map(|(k, t)| (k.to_string(), t.values.clone()))
+            .collect::<Vec<_>>()
+    };
+    let checkpoint = tensors(&out.join("checkpoint/model.safetensors"));
+    assert_ne!(tensors(&out.join("model.safetensors")), checkpoint);
+    o.resume = true;
+    train_quietly(&o).unwrap();
+    assert_eq!(
+        tensors(&out.join("model.safetensors")),
+        checkpoint,
+        "the exported model is the checkpoint's best round"
+    );
+}

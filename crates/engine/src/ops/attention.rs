@@ -34,8 +34,13 @@ impl Node for Attention {
         Ok(shape(self.inputs[3]))
     }
 
-    fn scratch_len(&self, _batch: usize, height: usize, width: usize) -> usize {
-        scratch_len(self.isa, height * width, self.key_channels, self.channels)
+    fn scratch_len(&self, _batch: usize, height: usize, width: usize) -> Option<usize> {
+        scratch_len(
+            self.isa,
+            height.checked_mul(width)?,
+            self.key_channels,
+            self.channels,
+        )
     }
 
     unsafe fn run(&self, io: &Io<'_>) {

@@ -98,9 +98,10 @@ pub(crate) trait Node: Send + Sync + fmt::Debug {
         shape: &dyn Fn(Value) -> (usize, usize),
     ) -> Result<(usize, usize), ShapeError>;
 
-    /// Floats of scratch the op needs for an output of `batch x height x width` (default none).
-    fn scratch_len(&self, _batch: usize, _height: usize, _width: usize) -> usize {
-        0
+    /// Floats of scratch the op needs for an output of `batch x height x width` (default none),
+    /// or `None` when that number overflows `usize`.
+    fn scratch_len(&self, _batch: usize, _height: usize, _width: usize) -> Option<usize> {
+        Some(0)
     }
 
     /// Runs the op.

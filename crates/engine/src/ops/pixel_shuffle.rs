@@ -31,7 +31,12 @@ impl Node for PixelShuffle {
         shape: &dyn Fn(Value) -> (usize, usize),
     ) -> Result<(usize, usize), ShapeError> {
         let (h, w) = shape(self.x[0]);
-        Ok((h * self.factor, w * self.factor))
+        let f = self.factor;
+        h.checked_mul(f).zip(w.checked_mul(f)).ok_or_else(|| {
+            ShapeError::Mismatch(format!(
+                "pixel shuffle of {h}x{w} by {f} overflows the address space"
+            ))
+        })
     }
 
     unsafe fn run(&self, io: &Io<'_>) {

@@ -84,7 +84,8 @@ fn pool_output_size(
     padding: [usize; 4],
 ) -> Option<(usize, usize)> {
     let dim = |n: usize, a: usize, b: usize, k: usize, s: usize| {
-        (n + a + b >= k).then(|| (n + a + b - k) / s + 1)
+        let padded = n.checked_add(a)?.checked_add(b)?;
+        (padded >= k).then(|| (padded - k) / s.max(1) + 1)
     };
     Some((
         dim(height, padding[0], padding[2], kernel[0], stride[0])?,

@@ -49,7 +49,11 @@ impl Node for Resize {
         Ok(match self.factor {
             Some(f) => {
                 let (h, w) = shape(self.x[0]);
-                (h * f, w * f)
+                h.checked_mul(f).zip(w.checked_mul(f)).ok_or_else(|| {
+                    ShapeError::Mismatch(format!(
+                        "resizing {h}x{w} by {f} overflows the address space"
+                    ))
+                })?
             }
             None => shape(self.like),
         })
