@@ -281,12 +281,74 @@ fn write_encoded<W: Write + std::io::Seek>(
     let eight_bit = || DynamicImage::ImageRgb8(image.to_rgb8());
     match format {
         OutputFormat::Jpeg => write_jpeg(image, w),
-        OutputFormat::Png => image.write_to(w, ImageFormat::Png),
+        OutputFormat::Png => match image {
+            DynamicImage::ImageRgb8(rgb) => {
+                write_png_rows(rgb.dimensions(), rgb.as_raw(), png::BitDepth::Eight, w)
+            }
+            DynamicImage::ImageRgb16(rgb) => {
+                write_png_rows(rgb.dimensions(), rgb.as_raw(), png::BitDepth::Sixteen, w)
+            }
+            _ => image.write_to(w, ImageFormat::Png),
+        },
         OutputFormat::Tiff => image.write_to(w, ImageFormat::Tiff),
         OutputFormat::WebP => eight_bit().write_to(w, ImageFormat::WebP),
         OutputFormat::Bmp => eight_bit().write_to(w, ImageFormat::Bmp),
         OutputFormat::Gif => eight_bit().write_to(w, ImageFormat::Gif),
     }
+}
+
+/// Samples [`write_png_rows`] writes: 8-bit as they are, 16-bit big-endian (PNG's order).
+trait PngSample: Copy {
+    fn push_be(self, out: &mut Vec<u8>);
+}
+
+impl PngSample for u8 {
+    fn push_be(self, out: &mut Vec<u8>) {
+        out.push(self);
+    }
+}
+
+impl PngSample for u16 {
+    fn push_be(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_be_bytes());
+    }
+}
+
+/// RGB PNG with image's default settings (fdeflate's fast deflate, adaptive filter), fed to `png`'s stream
+/// writer [`crate::resize::STRIP_ROWS`] rows at a time: neither a big-endian copy of a 16-bit
+/// image (image's encoder makes one, 6 bytes per pixel) nor the whole compressed stream is held.
+fn write_png_rows<T: PngSample, W: Write>(
+    (width, height): (u32, u32),
+    samples: &[T],
+    depth: png::BitDepth,
+    w: W,
+) -> Result<(), image::ImageError> {
+    use image::error::{EncodingError, ImageFormatHint};
+    let err = |e: png::EncodingError| match e {
+        png::EncodingError::IoError(e) => image::ImageError::IoError(e),
+        e => image::ImageError::Encoding(EncodingError::new(
+            ImageFormatHint::Exact(ImageFormat::Png),
+            e,
+        )),
+    };
+    let mut encoder = png::Encoder::new(w, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(depth);
+    encoder.set_compression(png::Compression::Fast);
+    encoder.set_filter(png::Filter::Adaptive);
+    let mut writer = encoder.write_header().map_err(err)?;
+    let mut stream = writer.stream_writer_with_size(1 << 20).map_err(err)?;
+    let band = 3 * width as usize * crate::resize::STRIP_ROWS;
+    let mut bytes = Vec::with_capacity(band * std::mem::size_of::<T>());
+    for band in samples.chunks(band.max(1)) {
+        bytes.clear();
+        for &v in band {
+            v.push_be(&mut bytes);
+        }
+        stream.write_all(&bytes)?;
+    }
+    stream.finish().map_err(err)?;
+    writer.finish().map_err(err)
 }
 
 /// Baseline JPEG, quality 95, 4:4:4, through the `jpeg-encoder` crate (AVX2 when the CPU has it;

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::color::{
     SRGB_TO_XYZ, SRGB8_TO_LINEAR, lab_planar_to_srgb, lab_to_srgb_pixel_gamut_mapped,
-    lightness_from_luminance, srgb_to_lab_planar, srgb_to_lightness_into,
+    lightness_from_luminance, srgb_to_lab_planar, srgb_to_lightness, srgb_to_lightness_into,
 };
 use crate::resize::{RowResizer, STRIP_ROWS, resize_plane};
 
@@ -115,6 +115,14 @@ static GRAY8_LIGHTNESS: LazyLock<[f32; 256]> = LazyLock::new(|| {
     std::array::from_fn(|v| lightness_from_luminance(luminance8(v as u8, v as u8, v as u8)))
 });
 
+/// L of every 16-bit gray code value, computed the way every other photo is (through image's
+/// `f32` conversion and [`srgb_to_lightness`]), so that 16-bit gray photos, the usual
+/// high-bit-depth scan, take a table lookup with the same values.
+static GRAY16_LIGHTNESS: LazyLock<Vec<f32>> = LazyLock::new(|| {
+    let ramp = image::ImageBuffer::from_fn(1 << 16, 1, |x, _| image::Luma([x as u16]));
+    srgb_to_lightness(DynamicImage::ImageLuma16(ramp).to_rgb32f().as_raw())
+});
+
 /// Relative luminance Y of an 8-bit sRGB colour.
 #[inline]
 fn luminance8(r: u8, g: u8, b: u8) -> f32 {
@@ -129,9 +137,9 @@ fn luminance8(r: u8, g: u8, b: u8) -> f32 {
 /// comes from is 100 MB).
 #[derive(Debug, Clone, Copy)]
 pub enum Lightness<'a> {
-    /// Computed from a decoded photo row by row, as [`lightness_of`] computes it (8-bit photos by
-    /// table lookup, others through `f32` sRGB one band at a time); a colour photo gives its gray
-    /// version.
+    /// Computed from a decoded photo row by row, as [`lightness_of`] computes it (8-bit and
+    /// 16-bit gray photos by table lookup, others through `f32` sRGB one band at a time); a colour
+    /// photo gives its gray version.
     Image(&'a DynamicImage),
     /// An L plane already computed: `width * height` values, `0..=100`, row-major.
     Plane {
@@ -205,6 +213,13 @@ impl Lightness<'_> {
             DynamicImage::ImageLumaA8(g) => gray(g.as_raw(), 2, out),
             DynamicImage::ImageRgb8(rgb) => colour(rgb.as_raw(), 3, out),
             DynamicImage::ImageRgba8(rgba) => colour(rgba.as_raw(), 4, out),
+            DynamicImage::ImageLuma16(g) => {
+                let table = &*GRAY16_LIGHTNESS;
+                let raw = &g.as_raw()[first * w..(first + n) * w];
+                for (o, &v) in out.iter_mut().zip(raw) {
+                    *o = table[v as usize];
+                }
+            }
             _ => {
                 // The same conversion as on the whole image, on a copy of these rows only.
                 let band = image
