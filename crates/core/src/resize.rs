@@ -127,7 +127,7 @@ fn filter_row(row: &[f32], xt: &[Taps], out: &mut [f32]) {
 
 /// A plane being resized, one output row at a time: the horizontal pass is done once up front
 /// (`src_height x dst_width` values), each output row is then blended from it on demand. This is
-/// how ab goes from the network's size to the photo's in strips ([`crate::lab::join_into`]):
+/// how ab goes from the network's size to the photo's in strips ([`crate::lab::join_to_srgb`]):
 /// for a 100-megapixel photo and a 160-pixel render size, about 8 MB per plane instead of 400 MB.
 ///
 /// [`RowResizer::row`] gives exactly the rows [`resize_plane`] returns.
