@@ -11,7 +11,7 @@ use burn::prelude::Device;
 use clap::{Args, ValueEnum};
 use colorize_core::OutputFormat;
 use colorize_core::files::find_images;
-use colorize_core::io::{DecodeLimits, decode_image, encode_image_atomic, to_output_pixels};
+use colorize_core::io::{DecodeLimits, decode_image, encode_image_atomic};
 use colorize_models::device::DeviceChoice;
 use colorize_models::eval::evaluate_files;
 use colorize_models::{Colorizer, EngineKind, Isa, LoadOptions, ModelSource};
@@ -349,11 +349,20 @@ pub struct ImageArgs {
     /// optional). The same hints apply to every input.
     #[arg(long, value_name = "FILE.json")]
     pub hints: Option<PathBuf>,
+    /// Print a line per photo (size, seconds) and, at the end, the process's peak resident
+    /// memory (VmHWM from /proc/self/status; Linux only).
+    #[arg(long, short)]
+    pub verbose: bool,
     #[command(flatten)]
     pub model: ModelArgs,
 }
 
 /// Runs `colorize image`.
+///
+/// Memory: one photo at a time, never more than the decoded photo, the output pixels (3 bytes per
+/// pixel, 6 for 16-bit PNG/TIFF) and a few bands of rows (see
+/// [`colorize_models::Colorizer::colorize_to`]); the encoder writes straight into the output's
+/// temporary file. docs/PERFORMANCE.md gives the measured peaks.
 pub fn image(args: ImageArgs) -> anyhow::Result<ExitCode> {
     let (jobs, bad) = expand(&args.inputs, &args.out, args.format.map(Into::into));
     for b in &bad {
@@ -395,16 +404,30 @@ pub fn image(args: ImageArgs) -> anyhow::Result<ExitCode> {
                     job.output.display()
                 );
             }
+            let t = Instant::now();
             let decoded = decode_image(&job.input, &limits)?;
-            let rgb = colorizer
-                .colorize_with_hints(&decoded.image, &hints)
+            let depth = job.format.sample_depth(decoded.is_high_bit_depth());
+            let (w, h) = (decoded.image.width(), decoded.image.height());
+            let pixels = colorizer
+                .colorize_to(&decoded.image, &hints, depth)
                 .with_context(|| job.input.display().to_string())?;
-            let pixels = to_output_pixels(rgb, job.format, decoded.is_high_bit_depth());
+            // The output keeps its own copy of the full-resolution L: the photo can go.
+            drop(decoded);
             if let Some(dir) = job.output.parent() {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("{}: cannot create folder", dir.display()))?;
             }
             encode_image_atomic(&pixels, &job.output, job.format, args.overwrite)?;
+            if args.verbose {
+                bar.suspend(|| {
+                    eprintln!(
+                        "{}: {w}x{h} ({:.1} megapixels) in {:.1} s",
+                        job.output.display(),
+                        w as f64 * h as f64 / 1e6,
+                        t.elapsed().as_secs_f64()
+                    )
+                });
+            }
             Ok(())
         })();
         match result {
@@ -417,6 +440,12 @@ pub fn image(args: ImageArgs) -> anyhow::Result<ExitCode> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if args.verbose {
+        match crate::bench::peak_rss_mib() {
+            Some(mib) => eprintln!("peak resident memory: {mib:.1} MiB (VmHWM)"),
+            None => eprintln!("peak resident memory: unknown (no /proc/self/status)"),
+        }
+    }
     eprintln!(
         "colourised {done} of {} images into {} in {:.1} s{}",
         jobs.len() + bad.len(),

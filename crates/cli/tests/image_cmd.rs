@@ -248,3 +248,88 @@ fn bundled_models_are_chosen_by_name() {
     assert_eq!(outputs[0], outputs[1], "default is stable");
     assert_ne!(outputs[0], outputs[2], "artistic differs from stable");
 }
+
+/// Peak memory budget of `colorize image` (issue 17), as `FIXED + bytes per pixel · pixels`:
+/// the process itself (binary, bundled model, the network at the default render size: about
+/// 110 MiB measured) plus, per pixel, the decoded photo (1 byte for 8-bit gray, 2 for 16-bit
+/// gray), the output pixels (3 bytes, 6 for 16-bit PNG) and 2 bytes of slack. Before the banded
+/// pipeline an 8-bit gray JPEG took about 25.6 bytes per pixel (f32 L, a, b planes and an f32 RGB
+/// image at once) and a 16-bit gray PNG about 32; docs/PERFORMANCE.md has the 100-megapixel
+/// figures.
+const FIXED_MIB: f64 = 192.0;
+const BYTES_PER_PIXEL_8BIT_GRAY: f64 = 6.0;
+const BYTES_PER_PIXEL_16BIT_GRAY: f64 = 10.0;
+
+/// The process's peak resident memory that `colorize image --verbose` prints, in MiB.
+fn peak_mib(stderr: &str) -> f64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("peak resident memory: "))
+        .unwrap_or_else(|| panic!("no peak memory line: {stderr}"));
+    line["peak resident memory: ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A `w x h` gray photo: a real black-and-white photo tiled (real texture for the decoder and the
+/// network, no time spent resizing).
+fn big_gray(w: u32, h: u32) -> image::GrayImage {
+    let src = image::open(shared_data().join("historical/1864UnionSoldier.jpg"))
+        .unwrap()
+        .to_luma8();
+    let (sw, sh) = src.dimensions();
+    image::GrayImage::from_fn(w, h, |x, y| *src.get_pixel(x % sw, y % sh))
+}
+
+#[test]
+fn large_photos_stay_within_the_memory_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let gray = big_gray(6000, 5000); // 30 megapixels
+    let jpg = tmp.path().join("big.jpg");
+    image::DynamicImage::ImageLuma8(gray.clone())
+        .save(&jpg)
+        .unwrap();
+    // 16-bit gray PNG, 20 megapixels: the high-bit-depth path (16-bit output).
+    let gray16 = image::ImageBuffer::from_fn(5000, 4000, |x, y| {
+        image::Luma([gray.get_pixel(x, y).0[0] as u16 * 257 + (x % 7) as u16])
+    });
+    drop(gray);
+    let png = tmp.path().join("big16.png");
+    image::DynamicImage::ImageLuma16(gray16).save(&png).unwrap();
+
+    for (input, pixels, per_pixel, sixteen) in [
+        (&jpg, 30e6, BYTES_PER_PIXEL_8BIT_GRAY, false),
+        (&png, 20e6, BYTES_PER_PIXEL_16BIT_GRAY, true),
+    ] {
+        let assert = colorize()
+            .arg("image")
+            .arg(input)
+            .arg("--out")
+            .arg(&out)
+            .arg("--verbose")
+            .assert()
+            .code(0);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+        let peak = peak_mib(&stderr);
+        let budget = FIXED_MIB + per_pixel * pixels / (1024.0 * 1024.0);
+        assert!(
+            peak <= budget,
+            "{}: peak {peak:.0} MiB, budget {budget:.0} MiB ({per_pixel} bytes per pixel)",
+            input.display()
+        );
+        let o = out.join(input.file_name().unwrap());
+        let decoded = image::open(&o).unwrap();
+        assert_eq!(decoded.dimensions(), dims(input));
+        assert_eq!(
+            matches!(decoded, image::DynamicImage::ImageRgb16(_)),
+            sixteen,
+            "{}: {:?}",
+            o.display(),
+            decoded.color()
+        );
+    }
+}

@@ -329,6 +329,16 @@ pub fn srgb_to_lab_planar(rgb: &[f32], l: &mut [f32], a: &mut [f32], b: &mut [f3
 /// L depends on the relative luminance Y alone, so this is the "gray" a colour photo turns into.
 pub fn srgb_to_lightness(rgb: &[f32]) -> Vec<f32> {
     let mut l = vec![0.0; rgb.len() / 3];
+    srgb_to_lightness_into(rgb, &mut l);
+    l
+}
+
+/// As [`srgb_to_lightness`], into `l` (`rgb.len() == 3 * l.len()`).
+///
+/// # Panics
+/// If the lengths do not agree.
+pub fn srgb_to_lightness_into(rgb: &[f32], l: &mut [f32]) {
+    assert_eq!(rgb.len(), 3 * l.len());
     rgb.par_chunks(3 * CHUNK)
         .zip(l.par_chunks_mut(CHUNK))
         .for_each(|(rgb, l)| {
@@ -339,7 +349,6 @@ pub fn srgb_to_lightness(rgb: &[f32]) -> Vec<f32> {
                 l[i] = lightness_from_luminance(y);
             }
         });
-    l
 }
 
 /// Planar CIELAB → interleaved sRGB (components `0.0..=1.0`), gamut-mapped so that every output

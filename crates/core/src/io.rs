@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 use crate::error::CoreError;
+use crate::lab::{SampleDepth, quantize8, quantize16};
 
 /// Limits applied while decoding untrusted images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,10 +213,22 @@ impl OutputFormat {
     fn supports_16_bit(self) -> bool {
         matches!(self, Self::Png | Self::Tiff)
     }
+
+    /// The samples an output of this format holds for a source with (`high_bit_depth`) or
+    /// without more than 8 bits per channel: [`SampleDepth::Sixteen`] for a high-bit-depth source
+    /// written as PNG or TIFF, [`SampleDepth::Eight`] otherwise (never float).
+    pub fn sample_depth(self, high_bit_depth: bool) -> SampleDepth {
+        if high_bit_depth && self.supports_16_bit() {
+            SampleDepth::Sixteen
+        } else {
+            SampleDepth::Eight
+        }
+    }
 }
 
 /// Converts a float sRGB image (`0.0..=1.0`) to what `format` stores: 16-bit RGB for PNG and TIFF
-/// when `high_bit_depth`, otherwise 8-bit RGB (rounded, clamped).
+/// when `high_bit_depth`, otherwise 8-bit RGB (rounded, clamped: [`quantize8`], [`quantize16`]).
+/// [`crate::lab::join_to_srgb`] writes the same pixels without the float image.
 pub fn to_output_pixels(
     rgb: image::Rgb32FImage,
     format: OutputFormat,
@@ -224,14 +237,12 @@ pub fn to_output_pixels(
     use rayon::prelude::*;
     let (w, h) = rgb.dimensions();
     // Our own parallel loop: image's generic conversion takes ~8 ms for a 1024x768 photo.
-    // Rounding is `+ 0.5` then truncation (the values are non-negative), which vectorises;
-    // `f32::round` is a libm call per value without SSE4.1.
-    if high_bit_depth && format.supports_16_bit() {
+    if format.sample_depth(high_bit_depth) == SampleDepth::Sixteen {
         let px: Vec<u16> = rgb
             .as_raw()
             .par_iter()
             .with_min_len(1 << 14)
-            .map(|&v| (v.clamp(0.0, 1.0) * 65535.0 + 0.5) as u16)
+            .map(|&v| quantize16(v))
             .collect();
         DynamicImage::ImageRgb16(image::ImageBuffer::from_raw(w, h, px).expect("same size"))
     } else {
@@ -239,7 +250,7 @@ pub fn to_output_pixels(
             .as_raw()
             .par_iter()
             .with_min_len(1 << 14)
-            .map(|&v| (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8)
+            .map(|&v| quantize8(v))
             .collect();
         DynamicImage::ImageRgb8(image::RgbImage::from_raw(w, h, px).expect("same size"))
     }
@@ -270,12 +281,74 @@ fn write_encoded<W: Write + std::io::Seek>(
     let eight_bit = || DynamicImage::ImageRgb8(image.to_rgb8());
     match format {
         OutputFormat::Jpeg => write_jpeg(image, w),
-        OutputFormat::Png => image.write_to(w, ImageFormat::Png),
+        OutputFormat::Png => match image {
+            DynamicImage::ImageRgb8(rgb) => {
+                write_png_rows(rgb.dimensions(), rgb.as_raw(), png::BitDepth::Eight, w)
+            }
+            DynamicImage::ImageRgb16(rgb) => {
+                write_png_rows(rgb.dimensions(), rgb.as_raw(), png::BitDepth::Sixteen, w)
+            }
+            _ => image.write_to(w, ImageFormat::Png),
+        },
         OutputFormat::Tiff => image.write_to(w, ImageFormat::Tiff),
         OutputFormat::WebP => eight_bit().write_to(w, ImageFormat::WebP),
         OutputFormat::Bmp => eight_bit().write_to(w, ImageFormat::Bmp),
         OutputFormat::Gif => eight_bit().write_to(w, ImageFormat::Gif),
     }
+}
+
+/// Samples [`write_png_rows`] writes: 8-bit as they are, 16-bit big-endian (PNG's order).
+trait PngSample: Copy {
+    fn push_be(self, out: &mut Vec<u8>);
+}
+
+impl PngSample for u8 {
+    fn push_be(self, out: &mut Vec<u8>) {
+        out.push(self);
+    }
+}
+
+impl PngSample for u16 {
+    fn push_be(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_be_bytes());
+    }
+}
+
+/// RGB PNG with image's default settings (fdeflate's fast deflate, adaptive filter), fed to `png`'s stream
+/// writer [`crate::resize::STRIP_ROWS`] rows at a time: neither a big-endian copy of a 16-bit
+/// image (image's encoder makes one, 6 bytes per pixel) nor the whole compressed stream is held.
+fn write_png_rows<T: PngSample, W: Write>(
+    (width, height): (u32, u32),
+    samples: &[T],
+    depth: png::BitDepth,
+    w: W,
+) -> Result<(), image::ImageError> {
+    use image::error::{EncodingError, ImageFormatHint};
+    let err = |e: png::EncodingError| match e {
+        png::EncodingError::IoError(e) => image::ImageError::IoError(e),
+        e => image::ImageError::Encoding(EncodingError::new(
+            ImageFormatHint::Exact(ImageFormat::Png),
+            e,
+        )),
+    };
+    let mut encoder = png::Encoder::new(w, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(depth);
+    encoder.set_compression(png::Compression::Fast);
+    encoder.set_filter(png::Filter::Adaptive);
+    let mut writer = encoder.write_header().map_err(err)?;
+    let mut stream = writer.stream_writer_with_size(1 << 20).map_err(err)?;
+    let band = 3 * width as usize * crate::resize::STRIP_ROWS;
+    let mut bytes = Vec::with_capacity(band * std::mem::size_of::<T>());
+    for band in samples.chunks(band.max(1)) {
+        bytes.clear();
+        for &v in band {
+            v.push_be(&mut bytes);
+        }
+        stream.write_all(&bytes)?;
+    }
+    stream.finish().map_err(err)?;
+    writer.finish().map_err(err)
 }
 
 /// Baseline JPEG, quality 95, 4:4:4, through the `jpeg-encoder` crate (AVX2 when the CPU has it;
@@ -319,8 +392,13 @@ pub fn encode_image_atomic(
     format: OutputFormat,
     overwrite: bool,
 ) -> Result<(), CoreError> {
-    let bytes = encode_image_bytes(image, format, path)?;
-    write_file_atomic(path, &bytes, overwrite)
+    // Encoded straight into the temporary file: the encoded bytes are never held in memory.
+    write_atomic_with(path, overwrite, |w| {
+        write_encoded(image, format, w).map_err(|source| CoreError::Encode {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
@@ -329,6 +407,22 @@ pub fn encode_image_atomic(
 /// [`CoreError::Io`] for file-system errors, [`CoreError::OutputExists`] if `path` exists and
 /// `overwrite` is false.
 pub fn write_file_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), CoreError> {
+    write_atomic_with(path, overwrite, |w| {
+        w.write_all(bytes).map_err(|source| CoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
+}
+
+/// Creates a temporary file beside `path`, lets `write` fill it (through a buffer), syncs it and
+/// renames it onto `path` (refusing an existing `path` unless `overwrite`). On any error the
+/// temporary file is removed and `path` is untouched.
+fn write_atomic_with(
+    path: &Path,
+    overwrite: bool,
+    write: impl FnOnce(&mut BufWriter<&mut File>) -> Result<(), CoreError>,
+) -> Result<(), CoreError> {
     let io_err = |source| CoreError::Io {
         path: path.to_path_buf(),
         source,
@@ -358,7 +452,7 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(
     }
     {
         let mut w = BufWriter::new(tmp.as_file_mut());
-        w.write_all(bytes).map_err(io_err)?;
+        write(&mut w)?;
         w.flush().map_err(io_err)?;
     }
     tmp.as_file().sync_all().map_err(io_err)?;

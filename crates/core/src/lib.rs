@@ -6,7 +6,9 @@
 //!
 //! - [`color`]: sRGB (IEC 61966-2-1) ⇄ linear RGB ⇄ CIE XYZ (D65) ⇄ CIELAB, over whole buffers, with
 //!   an L-preserving gamut mapping on the way back to sRGB.
-//! - [`lab`]: the planar [`LabImage`] type and the join of a full-size L with predicted ab.
+//! - [`lab`]: the planar [`LabImage`] type and the join of a full-size L with predicted ab, also
+//!   band by band straight into 8/16-bit sRGB ([`lab::join_to_srgb`]) so that a 100-megapixel photo
+//!   never needs full-size float planes.
 //! - [`files`]: which names are images, and the sorted recursive walk of a folder of photos.
 //! - [`io`]: decoding under [`DecodeLimits`] with EXIF orientation, and atomic encoding.
 //! - [`resize`]: separable triangle-filter resizing of planar `f32` buffers (bilinear when

@@ -56,41 +56,212 @@ pub fn resize_plane(
     dst_height: usize,
 ) -> Vec<f32> {
     assert_eq!(src.len(), src_width * src_height, "plane size mismatch");
+    RowResizer::new(src, src_width, src_height, dst_width, dst_height).to_plane()
+}
+
+/// Source rows per task when a plane is read strip by strip ([`resize_plane_rows`]): a strip of a
+/// 12000-pixel-wide photo is 1.5 MB of `f32`.
+pub const STRIP_ROWS: usize = 32;
+
+/// As [`resize_plane`] for a source plane that is never held whole: `fill(first_row, buf)` writes
+/// source rows `first_row..first_row + buf.len() / src_width` (row-major, `src_width` values per
+/// row) into `buf`, at most [`STRIP_ROWS`] rows at a time and from several threads at once.
+///
+/// When shrinking (the photo → network-input direction, the one that matters for memory) only
+/// a `src_height x dst_width` intermediate plus one strip per thread is allocated, i.e.
+/// `4 · dst_width` bytes per source row instead of `4 · src_width`; when enlarging or keeping the
+/// size, the source is gathered whole first (it is then no larger than the result). The values are
+/// bit-identical to [`resize_plane`] on the whole plane.
+///
+/// # Panics
+/// If any size is zero.
+pub fn resize_plane_rows(
+    src_width: usize,
+    src_height: usize,
+    dst_width: usize,
+    dst_height: usize,
+    fill: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
     assert!(src_width > 0 && src_height > 0 && dst_width > 0 && dst_height > 0);
-    if src_width == dst_width && src_height == dst_height {
-        return src.to_vec();
-    }
     if dst_width >= src_width && dst_height >= src_height {
-        return enlarge(src, src_width, src_height, dst_width, dst_height);
+        let mut src = vec![0.0f32; src_width * src_height];
+        src.par_chunks_mut(STRIP_ROWS * src_width)
+            .enumerate()
+            .for_each(|(i, strip)| fill(i * STRIP_ROWS, strip));
+        return resize_plane(&src, src_width, src_height, dst_width, dst_height);
     }
     let xt = axis_taps(src_width, dst_width);
-    let yt = axis_taps(src_height, dst_height);
-    // Horizontal pass: src_height rows of dst_width.
     let mut tmp = vec![0.0f32; src_height * dst_width];
-    tmp.par_chunks_mut(dst_width)
-        .zip(src.par_chunks(src_width))
-        .for_each(|(out, row)| {
-            for (o, t) in out.iter_mut().zip(&xt) {
-                *o = row[t.start..t.start + t.weights.len()]
-                    .iter()
-                    .zip(&t.weights)
-                    .map(|(v, w)| v * w)
-                    .sum();
+    tmp.par_chunks_mut(STRIP_ROWS * dst_width)
+        .enumerate()
+        .for_each(|(i, out)| {
+            let rows = out.len() / dst_width;
+            let mut strip = vec![0.0f32; rows * src_width];
+            fill(i * STRIP_ROWS, &mut strip);
+            for (out, row) in out.chunks_mut(dst_width).zip(strip.chunks(src_width)) {
+                filter_row(row, &xt, out);
             }
         });
-    // Vertical pass: accumulate whole rows.
-    let mut dst = vec![0.0f32; dst_height * dst_width];
-    dst.par_chunks_mut(dst_width)
-        .zip(yt.par_iter())
-        .for_each(|(out, t)| {
-            for (k, w) in t.weights.iter().enumerate() {
-                let row = &tmp[(t.start + k) * dst_width..(t.start + k + 1) * dst_width];
-                for (o, v) in out.iter_mut().zip(row) {
-                    *o += w * v;
+    let resizer = RowResizer {
+        dst_width,
+        dst_height,
+        mode: Mode::General {
+            tmp,
+            yt: axis_taps(src_height, dst_height),
+        },
+    };
+    resizer.to_plane()
+}
+
+/// One row through the general (triangle) filter's horizontal taps.
+#[inline]
+fn filter_row(row: &[f32], xt: &[Taps], out: &mut [f32]) {
+    for (o, t) in out.iter_mut().zip(xt) {
+        *o = row[t.start..t.start + t.weights.len()]
+            .iter()
+            .zip(&t.weights)
+            .map(|(v, w)| v * w)
+            .sum();
+    }
+}
+
+/// A plane being resized, one output row at a time: the horizontal pass is done once up front
+/// (`src_height x dst_width` values), each output row is then blended from it on demand. This is
+/// how ab goes from the network's size to the photo's in strips ([`crate::lab::join_to_srgb`]):
+/// for a 100-megapixel photo and a 160-pixel render size, about 8 MB per plane instead of 400 MB.
+///
+/// [`RowResizer::row`] gives exactly the rows [`resize_plane`] returns.
+pub struct RowResizer {
+    dst_width: usize,
+    dst_height: usize,
+    mode: Mode,
+}
+
+enum Mode {
+    /// Same size: the source, copied.
+    Same(Vec<f32>),
+    /// Both axes grow or stay: two taps per axis (bilinear).
+    Enlarge {
+        tmp: Vec<f32>,
+        yt: Vec<(usize, usize, f32)>,
+    },
+    /// Any axis shrinks: the triangle filter.
+    General { tmp: Vec<f32>, yt: Vec<Taps> },
+}
+
+impl RowResizer {
+    /// Prepares `src` (`src_width x src_height` values, row-major) for resizing to
+    /// `dst_width x dst_height`, filtered as [`resize_plane`] does.
+    ///
+    /// # Panics
+    /// If `src.len() != src_width * src_height` or any size is zero.
+    pub fn new(
+        src: &[f32],
+        src_width: usize,
+        src_height: usize,
+        dst_width: usize,
+        dst_height: usize,
+    ) -> Self {
+        assert_eq!(src.len(), src_width * src_height, "plane size mismatch");
+        assert!(src_width > 0 && src_height > 0 && dst_width > 0 && dst_height > 0);
+        let mode = if src_width == dst_width && src_height == dst_height {
+            Mode::Same(src.to_vec())
+        } else if dst_width >= src_width && dst_height >= src_height {
+            let xt = bilinear_taps(src_width, dst_width);
+            let mut tmp = vec![0.0f32; src_height * dst_width];
+            tmp.par_chunks_mut(dst_width)
+                .zip(src.par_chunks(src_width))
+                .with_min_len(8)
+                .for_each(|(out, row)| {
+                    for (o, &(i0, i1, f)) in out.iter_mut().zip(&xt) {
+                        *o = row[i0] + f * (row[i1] - row[i0]);
+                    }
+                });
+            Mode::Enlarge {
+                tmp,
+                yt: bilinear_taps(src_height, dst_height),
+            }
+        } else {
+            let xt = axis_taps(src_width, dst_width);
+            let mut tmp = vec![0.0f32; src_height * dst_width];
+            tmp.par_chunks_mut(dst_width)
+                .zip(src.par_chunks(src_width))
+                .for_each(|(out, row)| filter_row(row, &xt, out));
+            Mode::General {
+                tmp,
+                yt: axis_taps(src_height, dst_height),
+            }
+        };
+        Self {
+            dst_width,
+            dst_height,
+            mode,
+        }
+    }
+
+    /// Output width in pixels.
+    pub fn width(&self) -> usize {
+        self.dst_width
+    }
+
+    /// Output height in pixels.
+    pub fn height(&self) -> usize {
+        self.dst_height
+    }
+
+    /// Writes output row `y` (`0..height`) into `out` (`width` values).
+    ///
+    /// # Panics
+    /// If `y >= height` or `out.len() != width`.
+    pub fn row(&self, y: usize, out: &mut [f32]) {
+        let dw = self.dst_width;
+        assert!(y < self.dst_height && out.len() == dw, "row out of range");
+        match &self.mode {
+            Mode::Same(src) => out.copy_from_slice(&src[y * dw..(y + 1) * dw]),
+            Mode::Enlarge { tmp, yt } => {
+                let (i0, i1, f) = yt[y];
+                let r0 = &tmp[i0 * dw..(i0 + 1) * dw];
+                let r1 = &tmp[i1 * dw..(i1 + 1) * dw];
+                for ((o, a), b) in out.iter_mut().zip(r0).zip(r1) {
+                    *o = a + f * (b - a);
                 }
             }
-        });
-    dst
+            Mode::General { tmp, yt } => {
+                let t = &yt[y];
+                out.fill(0.0);
+                for (k, w) in t.weights.iter().enumerate() {
+                    let row = &tmp[(t.start + k) * dw..(t.start + k + 1) * dw];
+                    for (o, v) in out.iter_mut().zip(row) {
+                        *o += w * v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes output rows `first..first + out.len() / width` into `out`.
+    ///
+    /// # Panics
+    /// If the rows run past `height` or `out.len()` is not a multiple of `width`.
+    pub fn rows(&self, first: usize, out: &mut [f32]) {
+        assert_eq!(out.len() % self.dst_width, 0, "whole rows only");
+        for (i, row) in out.chunks_mut(self.dst_width).enumerate() {
+            self.row(first + i, row);
+        }
+    }
+
+    /// The whole resized plane, `width * height` values.
+    pub fn to_plane(&self) -> Vec<f32> {
+        if let Mode::Same(src) = &self.mode {
+            return src.clone();
+        }
+        let mut dst = vec![0.0f32; self.dst_width * self.dst_height];
+        dst.par_chunks_mut(self.dst_width)
+            .enumerate()
+            .with_min_len(8)
+            .for_each(|(y, out)| self.row(y, out));
+        dst
+    }
 }
 
 /// Bilinear taps of one axis when enlarging: for each output index, the two source indices
@@ -110,30 +281,10 @@ fn bilinear_taps(src: usize, dst: usize) -> Vec<(usize, usize, f32)> {
 /// The enlarging case of [`resize_plane`] (both axes grow or stay): two taps per axis, with
 /// flat tap tables instead of per-sample weight lists (ab goes from the render size to the full
 /// frame this way for every video frame).
+#[cfg(test)]
 fn enlarge(src: &[f32], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<f32> {
-    let xt = bilinear_taps(sw, dw);
-    let yt = bilinear_taps(sh, dh);
-    let mut tmp = vec![0.0f32; sh * dw];
-    tmp.par_chunks_mut(dw)
-        .zip(src.par_chunks(sw))
-        .with_min_len(8)
-        .for_each(|(out, row)| {
-            for (o, &(i0, i1, f)) in out.iter_mut().zip(&xt) {
-                *o = row[i0] + f * (row[i1] - row[i0]);
-            }
-        });
-    let mut dst = vec![0.0f32; dh * dw];
-    dst.par_chunks_mut(dw)
-        .zip(yt.par_iter())
-        .with_min_len(8)
-        .for_each(|(out, &(i0, i1, f))| {
-            let r0 = &tmp[i0 * dw..(i0 + 1) * dw];
-            let r1 = &tmp[i1 * dw..(i1 + 1) * dw];
-            for ((o, a), b) in out.iter_mut().zip(r0).zip(r1) {
-                *o = a + f * (b - a);
-            }
-        });
-    dst
+    assert!(dw >= sw && dh >= sh);
+    RowResizer::new(src, sw, sh, dw, dh).to_plane()
 }
 
 #[cfg(test)]

@@ -180,3 +180,23 @@ fn decompression_bomb_is_refused_from_the_header() {
         "{e}"
     );
 }
+
+#[test]
+fn png_written_band_by_band_decodes_to_the_same_8_and_16_bit_pixels() {
+    // PNG output goes through png's stream writer a band of rows at a time (no big-endian copy of
+    // a 16-bit image, no compressed stream in memory): the file must decode to exactly the
+    // pixels, with the depth kept, across several bands.
+    let photo = real_photo();
+    let dir = tempfile::tempdir().unwrap();
+    for img in [
+        DynamicImage::ImageRgb8(photo.to_rgb8()),
+        DynamicImage::ImageRgb16(photo.to_rgb16()),
+    ] {
+        let p = dir.path().join("o.png");
+        colorize_core::io::encode_image_atomic(&img, &p, colorize_core::OutputFormat::Png, true)
+            .unwrap();
+        let back = decode_image(&p, &DecodeLimits::default()).unwrap();
+        assert_eq!(back.format, ImageFormat::Png);
+        assert_eq!(back.image, img, "{:?}", img.color());
+    }
+}

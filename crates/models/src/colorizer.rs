@@ -10,8 +10,8 @@ use std::sync::{Arc, OnceLock};
 
 use burn::prelude::*;
 use colorize_core::LabImage;
-use colorize_core::lab::lightness_of;
-use colorize_core::resize::resize_plane;
+use colorize_core::lab::{Lightness, SampleDepth, join_to_srgb, quantize16};
+use colorize_core::resize::{resize_plane, resize_plane_rows};
 use colorize_engine::{Graph, Isa};
 use image::{DynamicImage, Rgb32FImage};
 
@@ -594,6 +594,9 @@ impl Colorizer {
     /// Colourises a photo. A colour photo is first reduced to its CIELAB L (its gray version).
     /// The output has the input's size; its L equals the input's L up to rounding.
     ///
+    /// This returns a float image (12 bytes per pixel); [`Colorizer::colorize_to`] writes 8- or
+    /// 16-bit pixels straight away, which is what the CLI and the server do.
+    ///
     /// # Errors
     /// As [`Colorizer::colorize_lightness`].
     pub fn colorize(&self, image: &DynamicImage) -> Result<Rgb32FImage, ModelError> {
@@ -612,18 +615,70 @@ impl Colorizer {
         image: &DynamicImage,
         hints: &[Hint],
     ) -> Result<Rgb32FImage, ModelError> {
+        Ok(self
+            .colorize_to(image, hints, SampleDepth::Float)?
+            .into_rgb32f())
+    }
+
+    /// Colourises a photo (with hints, as [`Colorizer::colorize_with_hints`]) straight into an
+    /// sRGB image of `depth` ([`DynamicImage::ImageRgb8`], `ImageRgb16` or `ImageRgb32F`), with the
+    /// pixels [`Colorizer::colorize_with_hints`] followed by
+    /// [`colorize_core::io::to_output_pixels`] would give, bit for bit.
+    ///
+    /// **Memory.** The full-size L, a and b planes are never held: L is read from `image` a band
+    /// of rows at a time, both on the way down to the network size and on the way back, and ab is
+    /// enlarged and converted to sRGB band by band straight into the output
+    /// ([`colorize_core::lab::join_to_srgb`]). Besides `image` itself (1 byte per pixel for 8-bit
+    /// gray, 3 for 8-bit RGB, 2–8 for 16-bit) and the output (`depth.bytes_per_pixel()`: 3, 6 or
+    /// 12 bytes per pixel), the photo costs `4 · (height · network width + network height ·
+    /// width)` bytes per plane for the two resizes' intermediates (about 8 MB each for 100
+    /// megapixels at render size 160) and `12 · width · 32` bytes per thread; the network's own
+    /// memory depends on the render size only. The published pipelines of [`crate::pipelines`]
+    /// (imported eccv16/siggraph17/DeOldify models) still work on whole planes.
+    ///
+    /// # Errors
+    /// As [`Colorizer::colorize_with_hints`].
+    pub fn colorize_to(
+        &self,
+        image: &DynamicImage,
+        hints: &[Hint],
+        depth: SampleDepth,
+    ) -> Result<DynamicImage, ModelError> {
         if let Some(rgb) = crate::pipelines::run(self, self.config.io.pipeline, image, hints)? {
-            let (w, h) = rgb.dimensions();
-            let values = rgb.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
-            return Ok(Rgb32FImage::from_raw(w, h, values).expect("same size"));
+            return Ok(from_rgb8(rgb, depth));
         }
-        let (w, h, l) = lightness_of(image);
-        if hints.is_empty() {
-            return Ok(self.colorize_lightness(w, h, l)?.to_rgb32f());
+        let l = Lightness::Image(image);
+        let (w, h) = (l.width(), l.height());
+        let (rw, rh) = self.network_size(w, h);
+        let small = resize_plane_rows(w, h, rw, rh, |first, out| l.rows(first, out));
+        let mut input = self.prepare_resized(rw, rh, &small);
+        drop(small);
+        if !hints.is_empty() {
+            self.add_hints(&mut input, w, h, hints)?;
         }
-        let mut input = self.prepare(w, h, &l);
-        self.add_hints(&mut input, w, h, hints)?;
         let ab = self.predict(std::slice::from_ref(&input))?.remove(0);
-        Ok(self.join(w, h, l, &ab)?.to_rgb32f())
+        drop(input);
+        Ok(join_to_srgb(&l, ab.width, ab.height, &ab.a, &ab.b, depth))
+    }
+}
+
+/// A published pipeline's 8-bit result at `depth` (16-bit and float through `v / 255`, as the
+/// float result was before [`colorize_core::io::to_output_pixels`]).
+fn from_rgb8(rgb: image::RgbImage, depth: SampleDepth) -> DynamicImage {
+    let (w, h) = rgb.dimensions();
+    match depth {
+        SampleDepth::Eight => DynamicImage::ImageRgb8(rgb),
+        SampleDepth::Sixteen => {
+            let px = rgb
+                .as_raw()
+                .iter()
+                .map(|&v| quantize16(v as f32 / 255.0))
+                .collect();
+            DynamicImage::ImageRgb16(image::ImageBuffer::from_raw(w, h, px).expect("same size"))
+        }
+        SampleDepth::Float => {
+            let px = rgb.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+            DynamicImage::ImageRgb32F(Rgb32FImage::from_raw(w, h, px).expect("same size"))
+        }
     }
 }

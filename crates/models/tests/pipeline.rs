@@ -114,3 +114,33 @@ fn saturation_scales_chroma_and_zero_gives_the_gray_photo() {
         DynamicImage::ImageRgb32F(colorize_core::LabImage::gray(w, h, l).to_rgb32f()).into_rgb8();
     assert_eq!(gray8, expected);
 }
+
+#[test]
+fn colorize_to_writes_exactly_the_pixels_of_the_whole_plane_pipeline() {
+    // `colorize_to` (issue 17) reads L a band of rows at a time and writes 8/16-bit pixels
+    // straight away; the whole-plane path (full-size L, a, b, a float image, then quantised) must
+    // give the same pixels, for 8- and 16-bit, gray and colour inputs.
+    use colorize_core::io::{OutputFormat, to_output_pixels};
+    use colorize_core::lab::SampleDepth;
+    let c = tiny_colorizer(5);
+    let photo = first_photo("kodak");
+    for img in [
+        DynamicImage::ImageRgb8(photo.to_rgb8()),
+        DynamicImage::ImageLuma8(photo.to_luma8()),
+        DynamicImage::ImageLuma16(photo.to_luma16()),
+        DynamicImage::ImageRgb16(photo.to_rgb16()),
+    ] {
+        let (w, h, l) = lightness_of(&img);
+        let float = c.colorize_lightness(w, h, l).unwrap().to_rgb32f();
+        for (depth, format, high) in [
+            (SampleDepth::Eight, OutputFormat::Jpeg, false),
+            (SampleDepth::Sixteen, OutputFormat::Png, true),
+        ] {
+            let want = to_output_pixels(float.clone(), format, high);
+            let got = c.colorize_to(&img, &[], depth).unwrap();
+            assert!(got == want, "{:?} at {depth:?}", img.color());
+        }
+        let got = c.colorize_to(&img, &[], SampleDepth::Float).unwrap();
+        assert!(got.into_rgb32f() == float, "{:?} float", img.color());
+    }
+}

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use burn::prelude::Device;
 use bytes::Bytes;
 use colorize_core::DecodeLimits;
-use colorize_core::io::{OutputFormat, decode_image_bytes, encode_image_bytes, to_output_pixels};
+use colorize_core::io::{OutputFormat, decode_image_bytes, encode_image_bytes};
 use colorize_models::{Colorizer, EngineKind, LoadOptions, ModelSource};
 use tokio::sync::oneshot;
 
@@ -411,28 +411,35 @@ fn process(
     let model_name_path = Path::new("colorized");
     // A panic inside the network must not take the worker down; the model itself is immutable
     // during a forward pass, so it stays usable.
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        colorizer.colorize_with_hints(&decoded.image, &job.hints)
-    }));
-    *slot = Some(colorizer);
-    let rgb = match result {
-        Ok(Ok(rgb)) => rgb,
-        Ok(Err(e)) => return Err(ApiError::internal(format!("inference failed: {e}"))),
-        Err(_) => return Err(ApiError::internal("inference failed (panic)")),
-    };
     let (format, colorized_type) = if decoded.format == image::ImageFormat::Jpeg {
         (OutputFormat::Jpeg, "image/jpeg")
     } else {
         (OutputFormat::Png, "image/png")
     };
-    let pixels = to_output_pixels(rgb, format, decoded.is_high_bit_depth());
+    // Straight to the output's 8- or 16-bit pixels (no float image; see `Colorizer::colorize_to`).
+    let depth = format.sample_depth(decoded.is_high_bit_depth());
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        colorizer.colorize_to(&decoded.image, &job.hints, depth)
+    }));
+    *slot = Some(colorizer);
+    let pixels = match result {
+        Ok(Ok(pixels)) => pixels,
+        Ok(Err(e)) => return Err(ApiError::internal(format!("inference failed: {e}"))),
+        Err(_) => return Err(ApiError::internal("inference failed (panic)")),
+    };
+    let (original_format, width, height) = (
+        decoded.format,
+        decoded.image.width(),
+        decoded.image.height(),
+    );
+    drop(decoded);
     let encoded = encode_image_bytes(&pixels, format, model_name_path)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let meta = ImageMeta {
-        original_type: mime_of(decoded.format).to_string(),
+        original_type: mime_of(original_format).to_string(),
         colorized_type: colorized_type.to_string(),
-        width: decoded.image.width(),
-        height: decoded.image.height(),
+        width,
+        height,
         model: job.model_name.clone(),
         render_size,
         created_unix: timestamp(),
