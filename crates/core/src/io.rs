@@ -2,13 +2,19 @@
 //!
 //! Decoding: JPEG, PNG (8 and 16 bit), WebP, TIFF, BMP and GIF (first frame), the format guessed
 //! from the content, not the name. The pixel count is checked against [`DecodeLimits`] from the
-//! header, before any pixel buffer is allocated, so a decompression bomb is refused up front.
+//! header, before any pixel buffer is allocated, so a decompression bomb is refused up front. What
+//! the header does not cover is bounded too: a GIF's first frame (which may be larger than the
+//! logical screen) is checked against the same pixel limit, WebP chunks must fit in the file, and
+//! the decoders' own allocations are capped ([`DECODER_HEADROOM_BYTES`] while the header is read,
+//! [`decoder_alloc_limit`] of the declared size while the pixels are), so no file makes colorize
+//! allocate much more than the image its header declares. The output buffer is always the
+//! header's size: an image cannot decode larger than it said.
 //!
 //! Writing: every file goes to a temporary file in the target folder and is renamed into place,
 //! so a crash or a full disk never leaves a half-written image under the final name.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Cursor, Write};
+use std::io::{BufRead, BufReader, BufWriter, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
@@ -57,14 +63,144 @@ impl DecodedImage {
     }
 }
 
-fn decoder_limits(limits: &DecodeLimits) -> image::Limits {
+/// Bytes a decoder may allocate for its own use (line buffers, metadata such as an ICC profile or
+/// an EXIF block) while it reads a header, and beyond twice the decoded image while it reads the
+/// pixels: 64 MiB, the PNG crate's own default.
+pub const DECODER_HEADROOM_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The limits in force while the header is read, before the image's size is known: only
+/// [`DECODER_HEADROOM_BYTES`], whatever `max_pixels` allows, so that metadata cannot grow past it
+/// (a PNG `iCCP` chunk that inflates to hundreds of megabytes is refused).
+fn header_limits() -> image::Limits {
     let mut l = image::Limits::default();
-    // Room for the largest allowed image at 16 bits x 4 channels, never below image's default.
-    l.max_alloc = Some((limits.max_pixels.saturating_mul(8)).max(512 * 1024 * 1024));
+    l.max_alloc = Some(DECODER_HEADROOM_BYTES);
     l
 }
 
-fn decode_reader<R: std::io::BufRead + std::io::Seek>(
+/// The most a decoder may allocate besides the output buffer once the header said the image holds
+/// `image_bytes` bytes (at most `max_pixels` x 16 bytes): twice that (TIFF decodes into a buffer
+/// of its own and may read a whole uncompressed strip; a GIF frame may be larger than its logical
+/// screen) plus [`DECODER_HEADROOM_BYTES`].
+pub fn decoder_alloc_limit(image_bytes: u64) -> u64 {
+    image_bytes
+        .saturating_mul(2)
+        .saturating_add(DECODER_HEADROOM_BYTES)
+}
+
+fn decode_error(path: &Path, format: ImageFormat, message: String) -> CoreError {
+    CoreError::Decode {
+        path: path.to_path_buf(),
+        source: image::ImageError::Decoding(image::error::DecodingError::new(
+            image::error::ImageFormatHint::Exact(format),
+            message,
+        )),
+    }
+}
+
+/// Checks what image's decoders take on trust before any of them runs: a GIF's first frame (which
+/// may be larger than the logical screen that [`ImageDecoder::dimensions`] reports) against
+/// `max_pixels`, and the chunk sizes of a WebP file against the file's length (a metadata chunk
+/// declaring 4 GiB would otherwise be allocated before it is read). Leaves `r` where it was.
+fn prescan<R: BufRead + Seek>(
+    r: &mut R,
+    format: ImageFormat,
+    path: &Path,
+    limits: &DecodeLimits,
+) -> Result<(), CoreError> {
+    let io_err = |source| CoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let start = r.stream_position().map_err(io_err)?;
+    let len = r.seek(SeekFrom::End(0)).map_err(io_err)?;
+    r.seek(SeekFrom::Start(start)).map_err(io_err)?;
+    let result = match format {
+        ImageFormat::Gif => gif_first_frame(r).map(|frame| match frame {
+            Some((w, h)) if u64::from(w) * u64::from(h) > limits.max_pixels => {
+                Err(CoreError::LimitsExceeded {
+                    path: path.to_path_buf(),
+                    width: w.into(),
+                    height: h.into(),
+                    max_pixels: limits.max_pixels,
+                })
+            }
+            _ => Ok(()),
+        }),
+        ImageFormat::WebP => webp_chunks_fit(r, len).map(|bad| match bad {
+            Some(message) => Err(decode_error(path, format, message)),
+            None => Ok(()),
+        }),
+        _ => Ok(Ok(())),
+    };
+    r.seek(SeekFrom::Start(start)).map_err(io_err)?;
+    // A file too short to scan is left to the decoder, which names what is missing.
+    match result {
+        Ok(checked) => checked,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+fn read_array<const N: usize, R: Read>(r: &mut R) -> std::io::Result<[u8; N]> {
+    let mut b = [0; N];
+    r.read_exact(&mut b)?;
+    Ok(b)
+}
+
+/// The size of the first image descriptor of a GIF, `None` when the file ends (trailer) first.
+fn gif_first_frame<R: BufRead + Seek>(r: &mut R) -> std::io::Result<Option<(u16, u16)>> {
+    let header: [u8; 13] = read_array(r)?; // signature, version, logical screen descriptor
+    let packed = header[10];
+    if packed & 0x80 != 0 {
+        r.seek_relative(3 << ((packed & 7) + 1))?; // global colour table
+    }
+    loop {
+        match read_array::<1, _>(r)?[0] {
+            0x2C => {
+                let d: [u8; 8] = read_array(r)?; // left, top, width, height
+                let w = u16::from_le_bytes([d[4], d[5]]);
+                let h = u16::from_le_bytes([d[6], d[7]]);
+                return Ok(Some((w, h)));
+            }
+            0x21 => {
+                let _label = read_array::<1, _>(r)?;
+                loop {
+                    let n = read_array::<1, _>(r)?[0];
+                    if n == 0 {
+                        break;
+                    }
+                    r.seek_relative(i64::from(n))?;
+                }
+            }
+            // The trailer or an unknown block: the decoder will say what is wrong.
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// A message when a top-level chunk of a RIFF/WebP file of `len` bytes ends past the end of the
+/// file, `None` when all of them fit.
+fn webp_chunks_fit<R: BufRead + Seek>(r: &mut R, len: u64) -> std::io::Result<Option<String>> {
+    let _riff: [u8; 12] = read_array(r)?; // "RIFF", size, "WEBP"
+    let mut pos = 12u64;
+    while pos + 8 <= len {
+        let h: [u8; 8] = read_array(r)?;
+        let size = u64::from(u32::from_le_bytes([h[4], h[5], h[6], h[7]]));
+        let end = pos + 8 + size;
+        if end > len {
+            return Ok(Some(format!(
+                "{} chunk declares {size} bytes but the file has {} left (truncated or forged)",
+                String::from_utf8_lossy(&h[..4]).escape_default(),
+                len - pos - 8
+            )));
+        }
+        pos = end + (size & 1);
+        r.seek(SeekFrom::Start(pos))?;
+    }
+    Ok(None)
+}
+
+fn decode_reader<R: BufRead + Seek>(
     reader: ImageReader<R>,
     path: &Path,
     limits: &DecodeLimits,
@@ -73,7 +209,7 @@ fn decode_reader<R: std::io::BufRead + std::io::Seek>(
         path: path.to_path_buf(),
         source,
     };
-    let mut reader = reader
+    let reader = reader
         .with_guessed_format()
         .map_err(|source| CoreError::Io {
             path: path.to_path_buf(),
@@ -87,7 +223,10 @@ fn decode_reader<R: std::io::BufRead + std::io::Seek>(
             ),
         ))
     })?;
-    reader.limits(decoder_limits(limits));
+    let mut inner = reader.into_inner();
+    prescan(&mut inner, format, path, limits)?;
+    let mut reader = ImageReader::with_format(inner, format);
+    reader.limits(header_limits());
     let mut decoder = reader.into_decoder().map_err(decode_err)?;
     let (width, height) = decoder.dimensions();
     if width as u64 * height as u64 > limits.max_pixels {
@@ -105,6 +244,11 @@ fn decode_reader<R: std::io::BufRead + std::io::Seek>(
             height,
         });
     }
+    // Now that the size is known (and within max_pixels), the decoder's own buffers are bounded by
+    // it; the output buffer itself is `total_bytes`, allocated by `from_decoder`.
+    let mut pixel_limits = image::Limits::default();
+    pixel_limits.max_alloc = Some(decoder_alloc_limit(decoder.total_bytes()));
+    decoder.set_limits(pixel_limits).map_err(decode_err)?;
     // A missing or unreadable EXIF block is not an error: the image is taken as it is stored.
     let orientation = decoder
         .orientation()
