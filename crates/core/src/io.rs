@@ -16,6 +16,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
@@ -449,33 +450,90 @@ fn write_jpeg<W: Write>(image: &DynamicImage, w: &mut W) -> Result<(), image::Im
         .map_err(|e| err(Box::new(e)))
 }
 
-/// Writes `image` to `path` as `format`, atomically: the bytes go to a temporary file in the same
-/// folder, which is renamed onto `path` only once complete. With `overwrite == false` an existing
-/// `path` is never replaced (the rename itself refuses, so there is no check-then-write race).
+/// Writes `image` to `path` as `format`, atomically: the encoder writes into a temporary file in
+/// the same folder, which is renamed onto `path` only once complete. With `overwrite == false` an
+/// existing `path` is never replaced (the rename itself refuses, so there is no check-then-write
+/// race).
 ///
 /// # Errors
-/// [`CoreError::Io`] if the folder is not writable, [`CoreError::Encode`] if encoding fails,
-/// [`CoreError::OutputExists`] if `path` exists and `overwrite` is false. On any error no file is
-/// left at `path` (an existing one is untouched) and the temporary file is removed.
+/// [`CoreError::Io`] if the folder is not writable (or after [`abandon_writes`]),
+/// [`CoreError::Encode`] if encoding fails, [`CoreError::OutputExists`] if `path` exists and
+/// `overwrite` is false. On any error no file is left at `path` (an existing one is untouched)
+/// and the temporary file is removed.
 pub fn encode_image_atomic(
     image: &DynamicImage,
     path: &Path,
     format: OutputFormat,
     overwrite: bool,
 ) -> Result<(), CoreError> {
-    let bytes = encode_image_bytes(image, format, path)?;
-    write_file_atomic(path, &bytes, overwrite)
+    write_atomic(path, overwrite, |w| {
+        write_encoded(image, format, w).map_err(|source| CoreError::Encode {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 ///
 /// # Errors
-/// [`CoreError::Io`] for file-system errors, [`CoreError::OutputExists`] if `path` exists and
-/// `overwrite` is false.
+/// [`CoreError::Io`] for file-system errors (and after [`abandon_writes`]),
+/// [`CoreError::OutputExists`] if `path` exists and `overwrite` is false.
 pub fn write_file_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), CoreError> {
+    write_atomic(path, overwrite, |w| {
+        w.write_all(bytes).map_err(|source| CoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
+}
+
+/// The temporary files of the writes in progress, and whether [`abandon_writes`] was called.
+struct InFlight {
+    temp_files: Vec<PathBuf>,
+    abandoned: bool,
+}
+
+static IN_FLIGHT: Mutex<InFlight> = Mutex::new(InFlight {
+    temp_files: Vec::new(),
+    abandoned: false,
+});
+
+fn in_flight() -> MutexGuard<'static, InFlight> {
+    // The list stays meaningful even if a thread panicked while holding the lock.
+    IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Removes the temporary file of every write in progress ([`write_file_atomic`],
+/// [`encode_image_atomic`]) and makes those writes, and all later ones, fail with
+/// [`CoreError::Io`] (`Interrupted`) instead of renaming anything into place. For a Ctrl+C handler
+/// that is about to exit: outputs already renamed stay complete, the ones in progress never
+/// appear, and no `.colorize-*.tmp` file is left behind. Returns how many files were removed.
+pub fn abandon_writes() -> usize {
+    let mut live = in_flight();
+    live.abandoned = true;
+    let removed = live
+        .temp_files
+        .drain(..)
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count();
+    removed
+}
+
+fn write_atomic(
+    path: &Path,
+    overwrite: bool,
+    fill: impl FnOnce(&mut BufWriter<&mut File>) -> Result<(), CoreError>,
+) -> Result<(), CoreError> {
     let io_err = |source| CoreError::Io {
         path: path.to_path_buf(),
         source,
+    };
+    let interrupted = || {
+        io_err(std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            "interrupted; nothing written",
+        ))
     };
     let dir: PathBuf = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -486,26 +544,44 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(
             path: path.to_path_buf(),
         });
     }
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".colorize-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(io_err)?;
-    // tempfile creates files readable by the owner only; outputs are ordinary files (0644 before
-    // the umask), like those `cp` or an image editor would write.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
+    // Created and registered under the lock, so that `abandon_writes` sees every temporary file
+    // that exists.
+    let mut tmp = {
+        let mut live = in_flight();
+        if live.abandoned {
+            return Err(interrupted());
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".colorize-")
+            .suffix(".tmp")
+            .tempfile_in(&dir)
             .map_err(io_err)?;
+        live.temp_files.push(tmp.path().to_path_buf());
+        tmp
+    };
+    let written = (|| {
+        // tempfile creates files readable by the owner only; outputs are ordinary files (0644
+        // before the umask), like those `cp` or an image editor would write.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(io_err)?;
+        }
+        {
+            let mut w = BufWriter::new(tmp.as_file_mut());
+            fill(&mut w)?;
+            w.flush().map_err(io_err)?;
+        }
+        tmp.as_file().sync_all().map_err(io_err)
+    })();
+    let mut live = in_flight();
+    live.temp_files.retain(|p| p != tmp.path());
+    if live.abandoned {
+        return Err(interrupted()); // `tmp` is already gone; dropping it is a no-op
     }
-    {
-        let mut w = BufWriter::new(tmp.as_file_mut());
-        w.write_all(bytes).map_err(io_err)?;
-        w.flush().map_err(io_err)?;
-    }
-    tmp.as_file().sync_all().map_err(io_err)?;
+    written?; // dropping `tmp` removes it
     if overwrite {
         tmp.persist(path).map_err(|e| io_err(e.error))?;
     } else {
@@ -519,6 +595,7 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(
             }
         })?;
     }
+    drop(live);
     Ok(())
 }
 
