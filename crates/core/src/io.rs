@@ -512,12 +512,10 @@ fn in_flight() -> MutexGuard<'static, InFlight> {
 pub fn abandon_writes() -> usize {
     let mut live = in_flight();
     live.abandoned = true;
-    let removed = live
-        .temp_files
+    live.temp_files
         .drain(..)
         .filter(|p| std::fs::remove_file(p).is_ok())
-        .count();
-    removed
+        .count()
 }
 
 fn write_atomic(
