@@ -100,8 +100,10 @@ fn decode_error(path: &Path, format: ImageFormat, message: String) -> CoreError 
 
 /// Checks what image's decoders take on trust before any of them runs: a GIF's first frame (which
 /// may be larger than the logical screen that [`ImageDecoder::dimensions`] reports) against
-/// `max_pixels`, and the chunk sizes of a WebP file against the file's length (a metadata chunk
-/// declaring 4 GiB would otherwise be allocated before it is read). Leaves `r` where it was.
+/// `max_pixels`, the chunk sizes of a WebP file against the file's length (a metadata chunk
+/// declaring 4 GiB would otherwise be allocated before it is read), and the JPEG frame headers in
+/// a JPEG-compressed TIFF's first page against its strips or tiles (the TIFF decoder would decode
+/// a 1x1 page's strip at whatever size the strip claims). Leaves `r` where it was.
 fn prescan<R: BufRead + Seek>(
     r: &mut R,
     format: ImageFormat,
@@ -128,6 +130,10 @@ fn prescan<R: BufRead + Seek>(
             _ => Ok(()),
         }),
         ImageFormat::WebP => webp_chunks_fit(r, len).map(|bad| match bad {
+            Some(message) => Err(decode_error(path, format, message)),
+            None => Ok(()),
+        }),
+        ImageFormat::Tiff => tiff_jpeg_chunks_fit(r).map(|bad| match bad {
             Some(message) => Err(decode_error(path, format, message)),
             None => Ok(()),
         }),
@@ -197,6 +203,178 @@ fn webp_chunks_fit<R: BufRead + Seek>(r: &mut R, len: u64) -> std::io::Result<Op
         }
         pos = end + (size & 1);
         r.seek(SeekFrom::Start(pos))?;
+    }
+    Ok(None)
+}
+
+/// Reads the first IFD of a TIFF (classic or BigTIFF) for what [`tiff_jpeg_chunks_fit`] needs.
+struct TiffReader<'a, R> {
+    r: &'a mut R,
+    big_endian: bool,
+    big_tiff: bool,
+}
+
+impl<R: Read + Seek> TiffReader<'_, R> {
+    fn uint(&mut self, bytes: usize) -> std::io::Result<u64> {
+        let mut b = [0u8; 8];
+        self.r.read_exact(&mut b[..bytes])?;
+        Ok(self.parse(&b[..bytes]))
+    }
+
+    fn parse(&self, b: &[u8]) -> u64 {
+        let mut v = 0u64;
+        for i in 0..b.len() {
+            let byte = if self.big_endian {
+                b[i]
+            } else {
+                b[b.len() - 1 - i]
+            };
+            v = v << 8 | u64::from(byte);
+        }
+        v
+    }
+
+    /// The values of an entry (`typ`, `count`, its raw value field) of type SHORT, LONG or
+    /// LONG8; `None` for other types or more than 2^18 values (which the TIFF decoder refuses).
+    fn values(&mut self, typ: u16, count: u64, field: &[u8]) -> std::io::Result<Option<Vec<u64>>> {
+        let size = match typ {
+            3 => 2,
+            4 => 4,
+            16 => 8,
+            _ => return Ok(None),
+        };
+        if count > 1 << 18 {
+            return Ok(None);
+        }
+        let bytes = size * count as usize;
+        let raw = if bytes <= field.len() {
+            field[..bytes].to_vec()
+        } else {
+            let offset = self.parse(field);
+            self.r.seek(SeekFrom::Start(offset))?;
+            let mut raw = vec![0; bytes];
+            self.r.read_exact(&mut raw)?;
+            raw
+        };
+        Ok(Some(
+            raw.chunks_exact(size).map(|c| self.parse(c)).collect(),
+        ))
+    }
+}
+
+/// The frame size (`width`, `height`) in the JPEG stream at the reader's position, `None` when
+/// none comes before the first scan.
+fn jpeg_frame_size<R: Read + Seek>(r: &mut R) -> std::io::Result<Option<(u64, u64)>> {
+    if read_array::<2, _>(r)? != [0xFF, 0xD8] {
+        return Ok(None);
+    }
+    for _ in 0..256 {
+        let mut m = read_array::<2, _>(r)?;
+        while m[0] == 0xFF && m[1] == 0xFF {
+            m[1] = read_array::<1, _>(r)?[0]; // fill bytes
+        }
+        match m {
+            [0xFF, 0xC0..=0xCF] if !matches!(m[1], 0xC4 | 0xC8 | 0xCC) => {
+                let f: [u8; 7] = read_array(r)?; // length, precision, height, width
+                let h = u64::from(u16::from_be_bytes([f[3], f[4]]));
+                let w = u64::from(u16::from_be_bytes([f[5], f[6]]));
+                return Ok(Some((w, h)));
+            }
+            [0xFF, 0xDA | 0xD9] => return Ok(None),
+            [0xFF, 0x01 | 0xD0..=0xD7] => {}
+            [0xFF, _] => {
+                let len = u16::from_be_bytes(read_array(r)?);
+                r.seek_relative(i64::from(len) - 2)?;
+            }
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// A message when a strip or tile of a JPEG-compressed TIFF's first page holds a JPEG frame larger
+/// than the strip or tile (rounded up to whole 16-pixel blocks), `None` when all fit or the page
+/// is not JPEG-compressed.
+fn tiff_jpeg_chunks_fit<R: Read + Seek>(r: &mut R) -> std::io::Result<Option<String>> {
+    let header: [u8; 4] = read_array(r)?;
+    let (big_endian, big_tiff) = match header {
+        [b'I', b'I', 42, 0] => (false, false),
+        [b'M', b'M', 0, 42] => (true, false),
+        [b'I', b'I', 43, 0] => (false, true),
+        [b'M', b'M', 0, 43] => (true, true),
+        _ => return Ok(None),
+    };
+    let mut t = TiffReader {
+        r,
+        big_endian,
+        big_tiff,
+    };
+    let ifd = if t.big_tiff {
+        t.uint(4)?; // offset size, reserved
+        t.uint(8)?
+    } else {
+        t.uint(4)?
+    };
+    t.r.seek(SeekFrom::Start(ifd))?;
+    let (count_bytes, len_bytes, field_bytes) = if t.big_tiff { (8, 8, 8) } else { (2, 4, 4) };
+    let entries = t.uint(count_bytes)?;
+    if entries > 4096 {
+        return Ok(None);
+    }
+    let mut tags = std::collections::HashMap::new();
+    for _ in 0..entries {
+        let tag = t.uint(2)? as u16;
+        let typ = t.uint(2)? as u16;
+        let count = t.uint(len_bytes)?;
+        let mut field = vec![0; field_bytes];
+        t.r.read_exact(&mut field)?;
+        tags.insert(tag, (typ, count, field));
+    }
+    let mut get = |t: &mut TiffReader<'_, R>, tag: u16| -> std::io::Result<Option<Vec<u64>>> {
+        match tags.remove(&tag) {
+            Some((typ, count, field)) => t.values(typ, count, &field),
+            None => Ok(None),
+        }
+    };
+    let first = |v: Option<Vec<u64>>| v.and_then(|v| v.first().copied());
+    if first(get(&mut t, 259)?) != Some(7) {
+        return Ok(None); // not (new-style) JPEG
+    }
+    let (w, h) = match (first(get(&mut t, 256)?), first(get(&mut t, 257)?)) {
+        (Some(w), Some(h)) => (w, h),
+        _ => return Ok(None),
+    };
+    let (chunk_w, chunk_h, offsets, counts) = match first(get(&mut t, 322)?) {
+        Some(tile_w) => (
+            tile_w,
+            first(get(&mut t, 323)?).unwrap_or(h),
+            get(&mut t, 324)?,
+            get(&mut t, 325)?,
+        ),
+        None => (
+            w,
+            first(get(&mut t, 278)?).unwrap_or(h).min(h),
+            get(&mut t, 273)?,
+            get(&mut t, 279)?,
+        ),
+    };
+    let (Some(offsets), Some(_)) = (offsets, counts) else {
+        return Ok(None);
+    };
+    let (max_w, max_h) = (chunk_w.next_multiple_of(16), chunk_h.next_multiple_of(16));
+    for (i, &offset) in offsets.iter().enumerate() {
+        t.r.seek(SeekFrom::Start(offset))?;
+        match jpeg_frame_size(t.r) {
+            Ok(Some((fw, fh))) if fw > max_w || fh > max_h => {
+                return Ok(Some(format!(
+                    "JPEG data of strip or tile {i} is {fw}x{fh}, larger than its {chunk_w}x{chunk_h}"
+                )));
+            }
+            // A strip cut short is the decoder's to report.
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(None)
 }

@@ -450,3 +450,43 @@ fn tiff_bombs_are_refused_and_only_the_first_page_is_read() {
     assert_eq!(first(&tiff(&pages, false), "pages.tif"), (1, 1, 3));
     assert_eq!(first(&tiff(&pages[..2], true), "loop.tif"), (1, 1, 3));
 }
+
+/// An RGB TIFF of `w`x`h` whose one strip is `jpeg` (compression 7, new-style JPEG).
+fn tiff_with_jpeg_strip(w: u32, h: u32, jpeg: &[u8]) -> Vec<u8> {
+    let mut t = tiff(
+        &[Page {
+            w,
+            h,
+            declared_bytes: jpeg.len() as u32,
+            value: 0,
+        }],
+        false,
+    );
+    // Entries 3, 4 and 6: Compression = 7, Photometric = 2 (RGB), SamplesPerPixel = 3.
+    let value = |i: usize| 8 + 2 + i * 12 + 8;
+    t[value(3)..value(3) + 2].copy_from_slice(&7u16.to_le_bytes());
+    t[value(4)..value(4) + 2].copy_from_slice(&2u16.to_le_bytes());
+    t[value(6)..value(6) + 2].copy_from_slice(&3u16.to_le_bytes());
+    t.truncate(8 + 2 + 9 * 12 + 4);
+    t.extend_from_slice(jpeg);
+    t
+}
+
+#[test]
+fn tiff_jpeg_strip_larger_than_its_page_is_refused() {
+    let tiny = DynamicImage::ImageRgb8(RgbImage::from_pixel(16, 16, image::Rgb([90; 3])));
+    let mut jpeg = encode(&tiny, ImageFormat::Jpeg);
+    // The strip as it should be: decodes.
+    let ok = tiff_with_jpeg_strip(16, 16, &jpeg);
+    let d = decode_image_bytes(&ok, "ok.tif".as_ref(), &DecodeLimits::default()).unwrap();
+    assert_eq!((d.image.width(), d.image.height()), (16, 16));
+    // A 1x1 page whose strip's JPEG frame header claims 16000x16000: the TIFF decoder would
+    // decode all 768 MB of it (1.5 s here) to keep one pixel.
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    jpeg[sof + 5..sof + 9].copy_from_slice(&[0x3E, 0x80, 0x3E, 0x80]);
+    let e = refuse(&tiff_with_jpeg_strip(1, 1, &jpeg), "strip.tif");
+    assert!(
+        matches!(e, CoreError::Decode { .. }) && e.to_string().contains("16000x16000"),
+        "{e}"
+    );
+}
