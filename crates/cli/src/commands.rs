@@ -357,13 +357,32 @@ pub struct ImageArgs {
     pub model: ModelArgs,
 }
 
-/// Runs `colorize image`.
+/// Exit code: stopped by Ctrl+C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Runs `colorize image`. Ctrl+C stops it at once with [`EXIT_INTERRUPTED`]: outputs already
+/// written are complete, the one being written is removed with its temporary file.
 ///
 /// Memory: one photo at a time, never more than the decoded photo, the output pixels (3 bytes per
 /// pixel, 6 for 16-bit PNG/TIFF) and a few bands of rows (see
 /// [`colorize_models::Colorizer::colorize_to`]); the encoder writes straight into the output's
 /// temporary file. docs/PERFORMANCE.md gives the measured peaks.
 pub fn image(args: ImageArgs) -> anyhow::Result<ExitCode> {
+    // Without this, SIGINT would kill the process between creating an output's temporary file and
+    // renaming it, leaving `.colorize-*.tmp` behind.
+    ctrlc::set_handler(|| {
+        let removed = colorize_core::io::abandon_writes();
+        eprintln!(
+            "interrupted: outputs written so far are complete{}",
+            if removed > 0 {
+                "; the one in progress was removed"
+            } else {
+                ""
+            }
+        );
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    })
+    .context("cannot install the Ctrl+C handler")?;
     let (jobs, bad) = expand(&args.inputs, &args.out, args.format.map(Into::into));
     for b in &bad {
         eprintln!("error: {}: {}", b.input.display(), b.message);

@@ -1,10 +1,10 @@
 //! Turning the `<INPUT>...` arguments of `colorize image` into (input file, output file) jobs.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use colorize_core::OutputFormat;
-use colorize_core::files::list_images;
+use colorize_core::files::walk_images;
 
 /// One photo to colourise and where its result goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,8 +51,13 @@ fn output_for(rel: &Path, out: &Path, format: Option<OutputFormat>) -> (PathBuf,
 /// recursively for image files (outputs mirror its sub-folders); anything else with `*`, `?` or
 /// `[` is a glob pattern. Outputs go under `out`, in `format` when given.
 ///
-/// Returns the jobs and the arguments that gave nothing (missing files, empty patterns, two inputs
-/// mapped to one output name, an output that would replace its own input).
+/// The `out` folder (and anything under it) is never walked as an input, so that
+/// `colorize image photos --out photos/colorized` run twice does not colourise its own outputs.
+///
+/// Returns the jobs and what gave nothing: missing files, empty patterns, folders or entries that
+/// could not be read (a symbolic-link loop, no permission), two inputs mapped to one output name
+/// (the later one is reported, naming the earlier), an output that would replace any input (its
+/// own or another: `x.jpg` with `--format png` next to an input `x.png`).
 pub fn expand(
     args: &[PathBuf],
     out: &Path,
@@ -70,7 +75,18 @@ pub fn expand(
             files.push((arg.clone(), name));
         } else if arg.is_dir() {
             // Sorted by input path, so outputs mirror the folder in a stable order.
-            let found: Vec<(PathBuf, PathBuf)> = list_images(arg)
+            let walk = walk_images(arg, &[out.to_path_buf()]);
+            for e in walk.errors {
+                let (input, message) = match &e {
+                    colorize_core::CoreError::Walk { path, message } => {
+                        (path.clone(), message.clone())
+                    }
+                    other => (arg.clone(), other.to_string()),
+                };
+                bad.push(BadInput { input, message });
+            }
+            let found: Vec<(PathBuf, PathBuf)> = walk
+                .files
                 .into_iter()
                 .map(|p| {
                     let rel = p.strip_prefix(arg).unwrap_or(&p).to_path_buf();
@@ -118,11 +134,18 @@ pub fn expand(
             });
         }
     }
+    // Every input, by canonical path, before any output is placed: an output may not land on any
+    // of them, not only on its own.
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let all_inputs: HashMap<PathBuf, PathBuf> = files
+        .iter()
+        .map(|(input, _)| (canonical(input), input.clone()))
+        .collect();
     let mut seen_inputs = HashSet::new();
-    let mut seen_outputs = HashSet::new();
+    let mut seen_outputs: HashMap<PathBuf, PathBuf> = HashMap::new();
     let mut jobs = Vec::new();
     for (input, rel) in files {
-        let canonical_in = input.canonicalize().unwrap_or_else(|_| input.clone());
+        let canonical_in = canonical(&input);
         if !seen_inputs.insert(canonical_in.clone()) {
             continue; // the same file named twice
         }
@@ -132,23 +155,34 @@ pub fn expand(
             .and_then(|p| p.canonicalize().ok())
             .map(|p| p.join(output.file_name().unwrap_or_default()))
             .unwrap_or_else(|| output.clone());
-        if canonical_out == canonical_in {
-            bad.push(BadInput {
-                input,
-                message: format!(
+        if let Some(other) = all_inputs.get(&canonical_out) {
+            let message = if *other == input {
+                format!(
                     "output {} would replace the input; choose another --out",
                     output.display()
-                ),
-            });
+                )
+            } else {
+                format!(
+                    "output {} would replace another input, {}; choose another --out or --format",
+                    output.display(),
+                    other.display()
+                )
+            };
+            bad.push(BadInput { input, message });
             continue;
         }
-        if !seen_outputs.insert(canonical_out) {
+        if let Some(first) = seen_outputs.get(&canonical_out) {
             bad.push(BadInput {
+                message: format!(
+                    "{} also writes {}; rename one of them or colourise them separately",
+                    first.display(),
+                    output.display()
+                ),
                 input,
-                message: format!("another input already writes {}", output.display()),
             });
             continue;
         }
+        seen_outputs.insert(canonical_out, input.clone());
         jobs.push(Job {
             input,
             output,

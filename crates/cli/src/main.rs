@@ -32,7 +32,9 @@ Exit codes:
   0  everything succeeded
   1  some inputs failed (each reported on its own line); the others were done
   2  bad command line
-  3  fatal error: nothing could be done (unreadable model, unwritable output folder, no inputs)";
+  3  fatal error: nothing could be done (unreadable model, unwritable output folder, no inputs)
+130  interrupted by Ctrl+C (`colorize image`: outputs written so far are complete, no temporary
+     files are left)";
 
 /// Colourise black-and-white photographs with a neural network, in CIELAB: the photo's own
 /// full-resolution lightness is kept and the network predicts only the colour (ab).

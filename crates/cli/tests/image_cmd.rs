@@ -333,3 +333,208 @@ fn large_photos_stay_within_the_memory_budget() {
         );
     }
 }
+
+fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&assert.get_output().stderr).to_string()
+}
+
+/// The `error: ` line of `stderr` that mentions `what`.
+fn error_line<'a>(stderr: &'a str, what: &str) -> &'a str {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("error: ") && l.contains(what))
+        .unwrap_or_else(|| panic!("no error line about {what}: {stderr}"))
+}
+
+#[test]
+fn outputs_never_replace_another_input_and_shared_names_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("photos");
+    std::fs::create_dir_all(&dir).unwrap();
+    let soldier = shared_data().join("historical/1864UnionSoldier.jpg");
+    // x.jpg and x.png are different photos; with --format png, x.jpg's output is x.png.
+    std::fs::copy(&soldier, dir.join("x.jpg")).unwrap();
+    let small = image::open(&soldier).unwrap().thumbnail(64, 64).to_luma8();
+    small.save(dir.join("x.png")).unwrap();
+    // y.jpg and y.jpeg both become y.png.
+    std::fs::copy(&soldier, dir.join("y.jpg")).unwrap();
+    std::fs::copy(&soldier, dir.join("y.jpeg")).unwrap();
+    let x_png = std::fs::read(dir.join("x.png")).unwrap();
+    let assert = colorize()
+        .arg("image")
+        .arg(&dir)
+        .args([
+            "--format",
+            "png",
+            "--overwrite",
+            "--render-size",
+            "64",
+            "--out",
+        ])
+        .arg(&dir)
+        .assert()
+        .code(1);
+    let stderr = stderr_of(&assert);
+    assert_eq!(
+        std::fs::read(dir.join("x.png")).unwrap(),
+        x_png,
+        "the input x.png was replaced: {stderr}"
+    );
+    let about = |name: &str| format!("error: {}: ", dir.join(name).display());
+    let line = error_line(&stderr, &about("x.jpg"));
+    assert!(
+        line.contains("would replace another input") && line.contains("x.png"),
+        "{line}"
+    );
+    assert!(error_line(&stderr, &about("x.png")).contains("would replace the input"));
+    // y.jpeg sorts before y.jpg: it is written, y.jpg is reported naming it.
+    let line = error_line(&stderr, &about("y.jpg"));
+    assert!(
+        line.contains("y.jpeg also writes") && line.contains("y.png"),
+        "{line}"
+    );
+    assert!(dir.join("y.png").is_file(), "{stderr}");
+    assert!(stderr.contains("colourised 1 of 4 images"), "{stderr}");
+}
+
+#[test]
+fn an_output_folder_inside_the_input_folder_is_not_walked_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    std::fs::copy(
+        shared_data().join("historical/1864UnionSoldier.jpg"),
+        photos.join("soldier.jpg"),
+    )
+    .unwrap();
+    let out = photos.join("colorized");
+    for _ in 0..2 {
+        let assert = colorize()
+            .arg("image")
+            .arg(&photos)
+            .args(["--overwrite", "--render-size", "64", "--out"])
+            .arg(&out)
+            .assert()
+            .code(0);
+        let stderr = stderr_of(&assert);
+        assert!(stderr.contains("colourised 1 of 1 images"), "{stderr}");
+    }
+    assert!(out.join("soldier.jpg").is_file());
+    assert!(
+        !out.join("colorized").exists(),
+        "outputs were colourised again"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn folders_that_cannot_be_read_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(photos.join("sub")).unwrap();
+    std::fs::copy(
+        shared_data().join("historical/1864UnionSoldier.jpg"),
+        photos.join("soldier.jpg"),
+    )
+    .unwrap();
+    // A symbolic link back to the top: a loop, which blocks the walk for root too.
+    std::os::unix::fs::symlink(&photos, photos.join("sub/loop")).unwrap();
+    // A folder without permissions; root reads it anyway, so that case is checked only as a user.
+    use std::os::unix::fs::PermissionsExt;
+    let locked = photos.join("locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    std::fs::write(locked.join("hidden.jpg"), b"x").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let root_reads_anyway = std::fs::read_dir(&locked).is_ok();
+    let out = tmp.path().join("out");
+    let assert = colorize()
+        .arg("image")
+        .arg(&photos)
+        .args(["--render-size", "64", "--out"])
+        .arg(&out)
+        .assert()
+        .code(1);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stderr = stderr_of(&assert);
+    assert!(
+        error_line(&stderr, "sub/loop").contains("loops back"),
+        "{stderr}"
+    );
+    if root_reads_anyway {
+        eprintln!(
+            "skipping the unreadable-folder case: running as root, chmod 000 does not block reading"
+        );
+    } else {
+        assert!(
+            error_line(&stderr, "locked").contains("Permission denied"),
+            "{stderr}"
+        );
+    }
+    assert!(out.join("soldier.jpg").is_file(), "{stderr}");
+    for l in stderr.lines() {
+        assert!(!l.contains("panicked"), "{stderr}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_leaves_no_temporary_files() {
+    use std::time::{Duration, Instant};
+    // On disk (not a tmpfs), so that writing each large output takes a while.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let big = image::open(shared_data().join("historical/1864UnionSoldier.jpg"))
+        .unwrap()
+        .resize_exact(4000, 3000, image::imageops::FilterType::Triangle)
+        .to_luma8();
+    big.save(input.join("p0.png")).unwrap();
+    for i in 1..6 {
+        std::fs::copy(input.join("p0.png"), input.join(format!("p{i}.png"))).unwrap();
+    }
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let temp_files = || -> Vec<String> {
+        std::fs::read_dir(&out)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+            .filter(|n| n.starts_with(".colorize-"))
+            .collect()
+    };
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("colorize"))
+        .arg("image")
+        .arg(&input)
+        .args(["--render-size", "64", "--out"])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until an output is being written (its temporary file exists), then press Ctrl+C.
+    let started = Instant::now();
+    while temp_files().is_empty() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before a temporary file was seen"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no output written"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(temp_files(), Vec::<String>::new(), "{stderr}");
+    // What was written is complete.
+    for e in std::fs::read_dir(&out).unwrap() {
+        let p = e.unwrap().path();
+        assert_eq!(dims(&p), (4000, 3000), "{}", p.display());
+    }
+}

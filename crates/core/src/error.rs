@@ -87,4 +87,13 @@ pub enum CoreError {
         /// The folder.
         path: PathBuf,
     },
+    /// A folder or entry met while looking for images could not be read (no permission, a
+    /// symbolic-link loop, a dangling link).
+    #[error("{path}: {message}")]
+    Walk {
+        /// The entry that could not be read.
+        path: PathBuf,
+        /// What went wrong, one line.
+        message: String,
+    },
 }

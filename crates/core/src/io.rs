@@ -2,14 +2,21 @@
 //!
 //! Decoding: JPEG, PNG (8 and 16 bit), WebP, TIFF, BMP and GIF (first frame), the format guessed
 //! from the content, not the name. The pixel count is checked against [`DecodeLimits`] from the
-//! header, before any pixel buffer is allocated, so a decompression bomb is refused up front.
+//! header, before any pixel buffer is allocated, so a decompression bomb is refused up front. What
+//! the header does not cover is bounded too: a GIF's first frame (which may be larger than the
+//! logical screen) is checked against the same pixel limit, WebP chunks must fit in the file, and
+//! the decoders' own allocations are capped ([`DECODER_HEADROOM_BYTES`] while the header is read,
+//! [`decoder_alloc_limit`] of the declared size while the pixels are), so no file makes colorize
+//! allocate much more than the image its header declares. The output buffer is always the
+//! header's size: an image cannot decode larger than it said.
 //!
 //! Writing: every file goes to a temporary file in the target folder and is renamed into place,
 //! so a crash or a full disk never leaves a half-written image under the final name.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Cursor, Write};
+use std::io::{BufRead, BufReader, BufWriter, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
@@ -58,14 +65,322 @@ impl DecodedImage {
     }
 }
 
-fn decoder_limits(limits: &DecodeLimits) -> image::Limits {
+/// Bytes a decoder may allocate for its own use (line buffers, metadata such as an ICC profile or
+/// an EXIF block) while it reads a header, and beyond twice the decoded image while it reads the
+/// pixels: 64 MiB, the PNG crate's own default.
+pub const DECODER_HEADROOM_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The limits in force while the header is read, before the image's size is known: only
+/// [`DECODER_HEADROOM_BYTES`], whatever `max_pixels` allows, so that metadata cannot grow past it
+/// (a PNG `iCCP` chunk that inflates to hundreds of megabytes is refused).
+fn header_limits() -> image::Limits {
     let mut l = image::Limits::default();
-    // Room for the largest allowed image at 16 bits x 4 channels, never below image's default.
-    l.max_alloc = Some((limits.max_pixels.saturating_mul(8)).max(512 * 1024 * 1024));
+    l.max_alloc = Some(DECODER_HEADROOM_BYTES);
     l
 }
 
-fn decode_reader<R: std::io::BufRead + std::io::Seek>(
+/// The most a decoder may allocate besides the output buffer once the header said the image holds
+/// `image_bytes` bytes (at most `max_pixels` x 16 bytes): twice that (TIFF decodes into a buffer
+/// of its own and may read a whole uncompressed strip; a GIF frame may be larger than its logical
+/// screen) plus [`DECODER_HEADROOM_BYTES`].
+pub fn decoder_alloc_limit(image_bytes: u64) -> u64 {
+    image_bytes
+        .saturating_mul(2)
+        .saturating_add(DECODER_HEADROOM_BYTES)
+}
+
+fn decode_error(path: &Path, format: ImageFormat, message: String) -> CoreError {
+    CoreError::Decode {
+        path: path.to_path_buf(),
+        source: image::ImageError::Decoding(image::error::DecodingError::new(
+            image::error::ImageFormatHint::Exact(format),
+            message,
+        )),
+    }
+}
+
+/// Checks what image's decoders take on trust before any of them runs: a GIF's first frame (which
+/// may be larger than the logical screen that [`ImageDecoder::dimensions`] reports) against
+/// `max_pixels`, the chunk sizes of a WebP file against the file's length (a metadata chunk
+/// declaring 4 GiB would otherwise be allocated before it is read), and the JPEG frame headers in
+/// a JPEG-compressed TIFF's first page against its strips or tiles (the TIFF decoder would decode
+/// a 1x1 page's strip at whatever size the strip claims). Leaves `r` where it was.
+fn prescan<R: BufRead + Seek>(
+    r: &mut R,
+    format: ImageFormat,
+    path: &Path,
+    limits: &DecodeLimits,
+) -> Result<(), CoreError> {
+    let io_err = |source| CoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let start = r.stream_position().map_err(io_err)?;
+    let len = r.seek(SeekFrom::End(0)).map_err(io_err)?;
+    r.seek(SeekFrom::Start(start)).map_err(io_err)?;
+    let result = match format {
+        ImageFormat::Gif => gif_first_frame(r).map(|frame| match frame {
+            Some((w, h)) if u64::from(w) * u64::from(h) > limits.max_pixels => {
+                Err(CoreError::LimitsExceeded {
+                    path: path.to_path_buf(),
+                    width: w.into(),
+                    height: h.into(),
+                    max_pixels: limits.max_pixels,
+                })
+            }
+            _ => Ok(()),
+        }),
+        ImageFormat::WebP => webp_chunks_fit(r, len).map(|bad| match bad {
+            Some(message) => Err(decode_error(path, format, message)),
+            None => Ok(()),
+        }),
+        ImageFormat::Tiff => tiff_jpeg_chunks_fit(r).map(|bad| match bad {
+            Some(message) => Err(decode_error(path, format, message)),
+            None => Ok(()),
+        }),
+        _ => Ok(Ok(())),
+    };
+    r.seek(SeekFrom::Start(start)).map_err(io_err)?;
+    // A file too short to scan is left to the decoder, which names what is missing.
+    match result {
+        Ok(checked) => checked,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+fn read_array<const N: usize, R: Read>(r: &mut R) -> std::io::Result<[u8; N]> {
+    let mut b = [0; N];
+    r.read_exact(&mut b)?;
+    Ok(b)
+}
+
+/// The size of the first image descriptor of a GIF, `None` when the file ends (trailer) first.
+fn gif_first_frame<R: BufRead + Seek>(r: &mut R) -> std::io::Result<Option<(u16, u16)>> {
+    let header: [u8; 13] = read_array(r)?; // signature, version, logical screen descriptor
+    let packed = header[10];
+    if packed & 0x80 != 0 {
+        r.seek_relative(3 << ((packed & 7) + 1))?; // global colour table
+    }
+    loop {
+        match read_array::<1, _>(r)?[0] {
+            0x2C => {
+                let d: [u8; 8] = read_array(r)?; // left, top, width, height
+                let w = u16::from_le_bytes([d[4], d[5]]);
+                let h = u16::from_le_bytes([d[6], d[7]]);
+                return Ok(Some((w, h)));
+            }
+            0x21 => {
+                let _label = read_array::<1, _>(r)?;
+                loop {
+                    let n = read_array::<1, _>(r)?[0];
+                    if n == 0 {
+                        break;
+                    }
+                    r.seek_relative(i64::from(n))?;
+                }
+            }
+            // The trailer or an unknown block: the decoder will say what is wrong.
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// A message when a top-level chunk of a RIFF/WebP file of `len` bytes ends past the end of the
+/// file, `None` when all of them fit.
+fn webp_chunks_fit<R: BufRead + Seek>(r: &mut R, len: u64) -> std::io::Result<Option<String>> {
+    let _riff: [u8; 12] = read_array(r)?; // "RIFF", size, "WEBP"
+    let mut pos = 12u64;
+    while pos + 8 <= len {
+        let h: [u8; 8] = read_array(r)?;
+        let size = u64::from(u32::from_le_bytes([h[4], h[5], h[6], h[7]]));
+        let end = pos + 8 + size;
+        if end > len {
+            return Ok(Some(format!(
+                "{} chunk declares {size} bytes but the file has {} left (truncated or forged)",
+                String::from_utf8_lossy(&h[..4]).escape_default(),
+                len - pos - 8
+            )));
+        }
+        pos = end + (size & 1);
+        r.seek(SeekFrom::Start(pos))?;
+    }
+    Ok(None)
+}
+
+/// Reads the first IFD of a TIFF (classic or BigTIFF) for what [`tiff_jpeg_chunks_fit`] needs.
+struct TiffReader<'a, R> {
+    r: &'a mut R,
+    big_endian: bool,
+    big_tiff: bool,
+}
+
+impl<R: Read + Seek> TiffReader<'_, R> {
+    fn uint(&mut self, bytes: usize) -> std::io::Result<u64> {
+        let mut b = [0u8; 8];
+        self.r.read_exact(&mut b[..bytes])?;
+        Ok(self.parse(&b[..bytes]))
+    }
+
+    fn parse(&self, b: &[u8]) -> u64 {
+        let mut v = 0u64;
+        for i in 0..b.len() {
+            let byte = if self.big_endian {
+                b[i]
+            } else {
+                b[b.len() - 1 - i]
+            };
+            v = v << 8 | u64::from(byte);
+        }
+        v
+    }
+
+    /// The values of an entry (`typ`, `count`, its raw value field) of type SHORT, LONG or
+    /// LONG8; `None` for other types or more than 2^18 values (which the TIFF decoder refuses).
+    fn values(&mut self, typ: u16, count: u64, field: &[u8]) -> std::io::Result<Option<Vec<u64>>> {
+        let size = match typ {
+            3 => 2,
+            4 => 4,
+            16 => 8,
+            _ => return Ok(None),
+        };
+        if count > 1 << 18 {
+            return Ok(None);
+        }
+        let bytes = size * count as usize;
+        let raw = if bytes <= field.len() {
+            field[..bytes].to_vec()
+        } else {
+            let offset = self.parse(field);
+            self.r.seek(SeekFrom::Start(offset))?;
+            let mut raw = vec![0; bytes];
+            self.r.read_exact(&mut raw)?;
+            raw
+        };
+        Ok(Some(
+            raw.chunks_exact(size).map(|c| self.parse(c)).collect(),
+        ))
+    }
+}
+
+/// The frame size (`width`, `height`) in the JPEG stream at the reader's position, `None` when
+/// none comes before the first scan.
+fn jpeg_frame_size<R: Read + Seek>(r: &mut R) -> std::io::Result<Option<(u64, u64)>> {
+    if read_array::<2, _>(r)? != [0xFF, 0xD8] {
+        return Ok(None);
+    }
+    for _ in 0..256 {
+        let mut m = read_array::<2, _>(r)?;
+        while m[0] == 0xFF && m[1] == 0xFF {
+            m[1] = read_array::<1, _>(r)?[0]; // fill bytes
+        }
+        match m {
+            [0xFF, 0xC0..=0xCF] if !matches!(m[1], 0xC4 | 0xC8 | 0xCC) => {
+                let f: [u8; 7] = read_array(r)?; // length, precision, height, width
+                let h = u64::from(u16::from_be_bytes([f[3], f[4]]));
+                let w = u64::from(u16::from_be_bytes([f[5], f[6]]));
+                return Ok(Some((w, h)));
+            }
+            [0xFF, 0xDA | 0xD9] => return Ok(None),
+            [0xFF, 0x01 | 0xD0..=0xD7] => {}
+            [0xFF, _] => {
+                let len = u16::from_be_bytes(read_array(r)?);
+                r.seek_relative(i64::from(len) - 2)?;
+            }
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// A message when a strip or tile of a JPEG-compressed TIFF's first page holds a JPEG frame larger
+/// than the strip or tile (rounded up to whole 16-pixel blocks), `None` when all fit or the page
+/// is not JPEG-compressed.
+fn tiff_jpeg_chunks_fit<R: Read + Seek>(r: &mut R) -> std::io::Result<Option<String>> {
+    let header: [u8; 4] = read_array(r)?;
+    let (big_endian, big_tiff) = match header {
+        [b'I', b'I', 42, 0] => (false, false),
+        [b'M', b'M', 0, 42] => (true, false),
+        [b'I', b'I', 43, 0] => (false, true),
+        [b'M', b'M', 0, 43] => (true, true),
+        _ => return Ok(None),
+    };
+    let mut t = TiffReader {
+        r,
+        big_endian,
+        big_tiff,
+    };
+    let ifd = if t.big_tiff {
+        t.uint(4)?; // offset size, reserved
+        t.uint(8)?
+    } else {
+        t.uint(4)?
+    };
+    t.r.seek(SeekFrom::Start(ifd))?;
+    let (count_bytes, len_bytes, field_bytes) = if t.big_tiff { (8, 8, 8) } else { (2, 4, 4) };
+    let entries = t.uint(count_bytes)?;
+    if entries > 4096 {
+        return Ok(None);
+    }
+    let mut tags = std::collections::HashMap::new();
+    for _ in 0..entries {
+        let tag = t.uint(2)? as u16;
+        let typ = t.uint(2)? as u16;
+        let count = t.uint(len_bytes)?;
+        let mut field = vec![0; field_bytes];
+        t.r.read_exact(&mut field)?;
+        tags.insert(tag, (typ, count, field));
+    }
+    let mut get = |t: &mut TiffReader<'_, R>, tag: u16| -> std::io::Result<Option<Vec<u64>>> {
+        match tags.remove(&tag) {
+            Some((typ, count, field)) => t.values(typ, count, &field),
+            None => Ok(None),
+        }
+    };
+    let first = |v: Option<Vec<u64>>| v.and_then(|v| v.first().copied());
+    if first(get(&mut t, 259)?) != Some(7) {
+        return Ok(None); // not (new-style) JPEG
+    }
+    let (w, h) = match (first(get(&mut t, 256)?), first(get(&mut t, 257)?)) {
+        (Some(w), Some(h)) => (w, h),
+        _ => return Ok(None),
+    };
+    let (chunk_w, chunk_h, offsets, counts) = match first(get(&mut t, 322)?) {
+        Some(tile_w) => (
+            tile_w,
+            first(get(&mut t, 323)?).unwrap_or(h),
+            get(&mut t, 324)?,
+            get(&mut t, 325)?,
+        ),
+        None => (
+            w,
+            first(get(&mut t, 278)?).unwrap_or(h).min(h),
+            get(&mut t, 273)?,
+            get(&mut t, 279)?,
+        ),
+    };
+    let (Some(offsets), Some(_)) = (offsets, counts) else {
+        return Ok(None);
+    };
+    let (max_w, max_h) = (chunk_w.next_multiple_of(16), chunk_h.next_multiple_of(16));
+    for (i, &offset) in offsets.iter().enumerate() {
+        t.r.seek(SeekFrom::Start(offset))?;
+        match jpeg_frame_size(t.r) {
+            Ok(Some((fw, fh))) if fw > max_w || fh > max_h => {
+                return Ok(Some(format!(
+                    "JPEG data of strip or tile {i} is {fw}x{fh}, larger than its {chunk_w}x{chunk_h}"
+                )));
+            }
+            // A strip cut short is the decoder's to report.
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+fn decode_reader<R: BufRead + Seek>(
     reader: ImageReader<R>,
     path: &Path,
     limits: &DecodeLimits,
@@ -74,7 +389,7 @@ fn decode_reader<R: std::io::BufRead + std::io::Seek>(
         path: path.to_path_buf(),
         source,
     };
-    let mut reader = reader
+    let reader = reader
         .with_guessed_format()
         .map_err(|source| CoreError::Io {
             path: path.to_path_buf(),
@@ -88,7 +403,10 @@ fn decode_reader<R: std::io::BufRead + std::io::Seek>(
             ),
         ))
     })?;
-    reader.limits(decoder_limits(limits));
+    let mut inner = reader.into_inner();
+    prescan(&mut inner, format, path, limits)?;
+    let mut reader = ImageReader::with_format(inner, format);
+    reader.limits(header_limits());
     let mut decoder = reader.into_decoder().map_err(decode_err)?;
     let (width, height) = decoder.dimensions();
     if width as u64 * height as u64 > limits.max_pixels {
@@ -106,6 +424,11 @@ fn decode_reader<R: std::io::BufRead + std::io::Seek>(
             height,
         });
     }
+    // Now that the size is known (and within max_pixels), the decoder's own buffers are bounded by
+    // it; the output buffer itself is `total_bytes`, allocated by `from_decoder`.
+    let mut pixel_limits = image::Limits::default();
+    pixel_limits.max_alloc = Some(decoder_alloc_limit(decoder.total_bytes()));
+    decoder.set_limits(pixel_limits).map_err(decode_err)?;
     // A missing or unreadable EXIF block is not an error: the image is taken as it is stored.
     let orientation = decoder
         .orientation()
@@ -378,14 +701,16 @@ fn write_jpeg<W: Write>(image: &DynamicImage, w: &mut W) -> Result<(), image::Im
         .map_err(|e| err(Box::new(e)))
 }
 
-/// Writes `image` to `path` as `format`, atomically: the bytes go to a temporary file in the same
-/// folder, which is renamed onto `path` only once complete. With `overwrite == false` an existing
-/// `path` is never replaced (the rename itself refuses, so there is no check-then-write race).
+/// Writes `image` to `path` as `format`, atomically: the encoder writes into a temporary file in
+/// the same folder, which is renamed onto `path` only once complete. With `overwrite == false` an
+/// existing `path` is never replaced (the rename itself refuses, so there is no check-then-write
+/// race).
 ///
 /// # Errors
-/// [`CoreError::Io`] if the folder is not writable, [`CoreError::Encode`] if encoding fails,
-/// [`CoreError::OutputExists`] if `path` exists and `overwrite` is false. On any error no file is
-/// left at `path` (an existing one is untouched) and the temporary file is removed.
+/// [`CoreError::Io`] if the folder is not writable (or after [`abandon_writes`]),
+/// [`CoreError::Encode`] if encoding fails, [`CoreError::OutputExists`] if `path` exists and
+/// `overwrite` is false. On any error no file is left at `path` (an existing one is untouched)
+/// and the temporary file is removed.
 pub fn encode_image_atomic(
     image: &DynamicImage,
     path: &Path,
@@ -393,7 +718,7 @@ pub fn encode_image_atomic(
     overwrite: bool,
 ) -> Result<(), CoreError> {
     // Encoded straight into the temporary file: the encoded bytes are never held in memory.
-    write_atomic_with(path, overwrite, |w| {
+    write_atomic(path, overwrite, |w| {
         write_encoded(image, format, w).map_err(|source| CoreError::Encode {
             path: path.to_path_buf(),
             source,
@@ -404,10 +729,10 @@ pub fn encode_image_atomic(
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 ///
 /// # Errors
-/// [`CoreError::Io`] for file-system errors, [`CoreError::OutputExists`] if `path` exists and
-/// `overwrite` is false.
+/// [`CoreError::Io`] for file-system errors (and after [`abandon_writes`]),
+/// [`CoreError::OutputExists`] if `path` exists and `overwrite` is false.
 pub fn write_file_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), CoreError> {
-    write_atomic_with(path, overwrite, |w| {
+    write_atomic(path, overwrite, |w| {
         w.write_all(bytes).map_err(|source| CoreError::Io {
             path: path.to_path_buf(),
             source,
@@ -415,17 +740,50 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(
     })
 }
 
-/// Creates a temporary file beside `path`, lets `write` fill it (through a buffer), syncs it and
-/// renames it onto `path` (refusing an existing `path` unless `overwrite`). On any error the
-/// temporary file is removed and `path` is untouched.
-fn write_atomic_with(
+/// The temporary files of the writes in progress, and whether [`abandon_writes`] was called.
+struct InFlight {
+    temp_files: Vec<PathBuf>,
+    abandoned: bool,
+}
+
+static IN_FLIGHT: Mutex<InFlight> = Mutex::new(InFlight {
+    temp_files: Vec::new(),
+    abandoned: false,
+});
+
+fn in_flight() -> MutexGuard<'static, InFlight> {
+    // The list stays meaningful even if a thread panicked while holding the lock.
+    IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Removes the temporary file of every write in progress ([`write_file_atomic`],
+/// [`encode_image_atomic`]) and makes those writes, and all later ones, fail with
+/// [`CoreError::Io`] (`Interrupted`) instead of renaming anything into place. For a Ctrl+C handler
+/// that is about to exit: outputs already renamed stay complete, the ones in progress never
+/// appear, and no `.colorize-*.tmp` file is left behind. Returns how many files were removed.
+pub fn abandon_writes() -> usize {
+    let mut live = in_flight();
+    live.abandoned = true;
+    live.temp_files
+        .drain(..)
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
+}
+
+fn write_atomic(
     path: &Path,
     overwrite: bool,
-    write: impl FnOnce(&mut BufWriter<&mut File>) -> Result<(), CoreError>,
+    fill: impl FnOnce(&mut BufWriter<&mut File>) -> Result<(), CoreError>,
 ) -> Result<(), CoreError> {
     let io_err = |source| CoreError::Io {
         path: path.to_path_buf(),
         source,
+    };
+    let interrupted = || {
+        io_err(std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            "interrupted; nothing written",
+        ))
     };
     let dir: PathBuf = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -436,26 +794,44 @@ fn write_atomic_with(
             path: path.to_path_buf(),
         });
     }
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".colorize-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(io_err)?;
-    // tempfile creates files readable by the owner only; outputs are ordinary files (0644 before
-    // the umask), like those `cp` or an image editor would write.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
+    // Created and registered under the lock, so that `abandon_writes` sees every temporary file
+    // that exists.
+    let mut tmp = {
+        let mut live = in_flight();
+        if live.abandoned {
+            return Err(interrupted());
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".colorize-")
+            .suffix(".tmp")
+            .tempfile_in(&dir)
             .map_err(io_err)?;
+        live.temp_files.push(tmp.path().to_path_buf());
+        tmp
+    };
+    let written = (|| {
+        // tempfile creates files readable by the owner only; outputs are ordinary files (0644
+        // before the umask), like those `cp` or an image editor would write.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(io_err)?;
+        }
+        {
+            let mut w = BufWriter::new(tmp.as_file_mut());
+            fill(&mut w)?;
+            w.flush().map_err(io_err)?;
+        }
+        tmp.as_file().sync_all().map_err(io_err)
+    })();
+    let mut live = in_flight();
+    live.temp_files.retain(|p| p != tmp.path());
+    if live.abandoned {
+        return Err(interrupted()); // `tmp` is already gone; dropping it is a no-op
     }
-    {
-        let mut w = BufWriter::new(tmp.as_file_mut());
-        write(&mut w)?;
-        w.flush().map_err(io_err)?;
-    }
-    tmp.as_file().sync_all().map_err(io_err)?;
+    written?; // dropping `tmp` removes it
     if overwrite {
         tmp.persist(path).map_err(|e| io_err(e.error))?;
     } else {
@@ -469,6 +845,7 @@ fn write_atomic_with(
             }
         })?;
     }
+    drop(live);
     Ok(())
 }
 

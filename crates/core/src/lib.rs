@@ -24,6 +24,8 @@ pub mod metrics;
 pub mod resize;
 
 pub use error::CoreError;
-pub use files::{IMAGE_EXTENSIONS, find_images, is_image_path, list_images};
+pub use files::{
+    IMAGE_EXTENSIONS, ImageWalk, find_images, is_image_path, list_images, walk_images,
+};
 pub use io::{DecodeLimits, DecodedImage, OutputFormat, decode_image, encode_image_atomic};
 pub use lab::LabImage;
