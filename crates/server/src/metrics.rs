@@ -261,10 +261,10 @@ mod tests {
         ));
         assert!(text.contains("route=\"/api/images/{id}/original\",status=\"404\"} 1"));
         assert!(text.contains(
-            "colorize_http_request_duration_seconds_bucket{route=\"/api/colorize\",le=\"0.05\"} 1"
+            "colorize_http_request_duration_seconds_bucket{le=\"0.05\",route=\"/api/colorize\"} 1"
         ));
         assert!(text.contains(
-            "colorize_http_request_duration_seconds_bucket{route=\"/api/colorize\",le=\"0.025\"} 0"
+            "colorize_http_request_duration_seconds_bucket{le=\"0.025\",route=\"/api/colorize\"} 0"
         ));
         assert!(text.contains("colorize_queue_capacity 8"));
         assert!(text.contains("# TYPE colorize_http_request_duration_seconds histogram"));
