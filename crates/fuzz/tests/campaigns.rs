@@ -15,9 +15,12 @@ const KNOWN: &[&str] = &[
     "in colorize_models::plain_cnn::PlainCnnConfig::init: capacity overflow",
     "oversized allocation in colorize_models::unet_resnet::UnetResnetConfig::init",
     "in colorize_models::unet_resnet::UnetResnetConfig::init: capacity overflow",
+    "oversized allocation in burn_core::module::param::running::RunningState",
+    "oversized allocation in burn_core::module::param::base::Param",
     // model-dir: io.size.multiple is not bounded by `ModelIo::validate`.
     "oversized allocation in colorize_core::resize::resize_plane",
     "in colorize_core::resize::resize_plane: capacity overflow",
+    "oversized allocation in colorize_models::pipelines::pillow_resize",
 ];
 
 fn campaign(target: &str, execs: u64) {

@@ -9,6 +9,7 @@ use crate::{regressions_dir, run};
 const PENDING: &[&str] = &[
     "model-dir/safetensors-header-length-wraps",
     "model-dir/zero-decoder-width",
+    "model-dir/bottleneck-depth-2e20",
     "model-dir/huge-encoder-width",
     "model-dir/unet-decoder-width-u64max",
     "model-dir/huge-bottleneck-depth",
@@ -16,6 +17,7 @@ const PENDING: &[&str] = &[
     "model-dir/unet-huge-depth",
     "model-dir/unet-depth-u64max",
     "model-dir/io-size-multiple-huge",
+    "model-dir/io-size-multiple-huge-zhang",
     "model-dir/io-size-multiple-overflow",
 ];
 
@@ -82,6 +84,8 @@ pending! {
         "A U-Net decoder width of 2^64 - 1: capacity overflow while burn allocates the tensor.";
     model_dir_huge_bottleneck_depth => "huge-bottleneck-depth":
         "A plain CNN bottleneck depth of 2^31: layers allocated before any check (abort).";
+    model_dir_bottleneck_depth_2e20 => "bottleneck-depth-2e20":
+        "A bottleneck depth of 2^20: a million small layers exhaust memory in burn's init (abort).";
     model_dir_bottleneck_depth_u64max => "bottleneck-depth-u64max":
         "A bottleneck depth of 2^64 - 1: capacity overflow in PlainCnnConfig::init.";
     model_dir_unet_huge_depth => "unet-huge-depth":
@@ -90,6 +94,8 @@ pending! {
         "A U-Net stage depth of 2^64 - 1: capacity overflow in UnetResnetConfig::init.";
     model_dir_io_size_multiple_huge => "io-size-multiple-huge":
         "io.size.multiple = 2^31 passes validation; colourising a photo then resizes to a multiple of it (abort).";
+    model_dir_io_size_multiple_huge_zhang => "io-size-multiple-huge-zhang":
+        "io.size.multiple = 2^20 with the zhang pipeline: pillow_resize to a huge size (abort).";
     model_dir_io_size_multiple_overflow => "io-size-multiple-overflow":
         "io.size.multiple = 2^64 - 1: the network size overflows, capacity overflow in resize_plane.";
 }
