@@ -3,9 +3,7 @@
 
 use crate::{regressions_dir, run};
 
-/// Regression inputs whose fix lives on another branch (issue 17: the models crate's loader is
-/// being hardened there): each has its own ignored test below. When the fix is merged, remove
-/// the name here and the `#[ignore]` on its test.
+/// Regression inputs replayed by their own named tests below (and so skipped by the sweep).
 const PENDING: &[&str] = &[
     "model-dir/safetensors-header-length-wraps",
     "model-dir/zero-decoder-width",
@@ -57,7 +55,7 @@ fn colorize_fuzz_targets() -> [&'static str; 3] {
     ["decode", "model-dir", "multipart"]
 }
 
-/// One pending regression input of `target`, replayed on its own.
+/// One named regression input of `target`, replayed on its own.
 fn replay_pending(target: &str, name: &str) {
     replay(target, &regressions_dir(target).join(name));
 }
@@ -66,7 +64,6 @@ macro_rules! pending {
     ($($test:ident => $name:literal: $what:literal;)*) => {$(
         #[doc = $what]
         #[test]
-        #[ignore = "issue 17: fixed in the models branch"]
         fn $test() {
             replay_pending("model-dir", $name);
         }

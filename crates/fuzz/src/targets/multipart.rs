@@ -197,6 +197,7 @@ impl Multipart {
             config.retention = Retention {
                 max_images: Some(16),
                 max_age: None,
+                max_bytes: None,
             };
             let app = App::start(&config).map_err(|e| e.to_string())?;
             let router = app.router();
