@@ -17,6 +17,7 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 #[test]
 fn critic_kinds_parse_by_name_and_default_to_width_64() {
+    let _rng = crate::flex_rng();
     assert_eq!(CriticKind::parse("patchgan"), Ok(CriticKind::Patchgan));
     assert_eq!(CriticKind::parse("deoldify"), Ok(CriticKind::Deoldify));
     let err = CriticKind::parse("wgan").unwrap_err();
@@ -31,6 +32,7 @@ fn critic_kinds_parse_by_name_and_default_to_width_64() {
 
 #[test]
 fn both_critics_give_one_logit_per_patch_at_even_and_odd_sizes() {
+    let _rng = crate::flex_rng();
     let device = Device::flex();
     device.seed(3);
     // (H, W) → (h, w): PatchGAN ⌊n/8⌋ − 2, DeOldify's critic ⌊⌊⌊⌊n/2⌋/2⌋/2⌋/2⌋ − 3.
@@ -94,6 +96,7 @@ fn largest_singular_value(w: &[f32], rows: usize, cols: usize) -> f64 {
 
 #[test]
 fn power_iteration_drives_the_effective_weights_spectral_norm_to_one() {
+    let _rng = crate::flex_rng();
     let device = Device::flex();
     device.seed(11);
     let (cout, cin, k) = (16, 8, 3);
@@ -131,6 +134,7 @@ fn power_iteration_drives_the_effective_weights_spectral_norm_to_one() {
 
 #[test]
 fn an_optimiser_step_changes_weight_orig_but_never_u_or_v() {
+    let _rng = crate::flex_rng();
     let device = Device::flex().autodiff();
     device.seed(5);
     let sn = SpectralNormConv2dConfig::new([4, 8], [3, 3])

@@ -14,6 +14,7 @@ use crate::training::{make_dataset, options};
 
 #[test]
 fn training_on_the_gpu_lowers_the_loss_as_on_the_cpu() {
+    let _rng = crate::flex_rng();
     let Some(gpu) = gpu_for_tests() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");

@@ -52,6 +52,7 @@ fn fingerprint<M: Module>(m: &M) -> f64 {
 
 #[test]
 fn one_step_lowers_the_loss_for_every_architecture_and_loss() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path());
     let device = Device::flex().autodiff();
@@ -88,6 +89,7 @@ fn one_step_lowers_the_loss_for_every_architecture_and_loss() {
 
 #[test]
 fn one_gan_step_changes_both_networks() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = dataset(tmp.path());
     let device = Device::flex().autodiff();
@@ -138,6 +140,7 @@ fn one_gan_step_changes_both_networks() {
 
 #[test]
 fn every_architecture_and_schedule_trains_a_loadable_model() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_dataset(&data, 12);
@@ -198,6 +201,7 @@ fn every_architecture_and_schedule_trains_a_loadable_model() {
 
 #[test]
 fn progressive_sizes_share_the_epochs() {
+    let _rng = crate::flex_rng();
     let o = {
         let mut o = TrainOptions::new("d".into(), "o".into());
         o.sizes = vec![64, 96, 128];
@@ -228,6 +232,7 @@ fn progressive_sizes_share_the_epochs() {
 
 #[test]
 fn a_diverging_loss_keeps_the_last_good_checkpoint() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_dataset(&data, 20);
@@ -260,6 +265,7 @@ fn a_diverging_loss_keeps_the_last_good_checkpoint() {
 
 #[test]
 fn all_gray_training_photos_are_refused() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("gray");
     std::fs::create_dir_all(&data).unwrap();
@@ -275,6 +281,7 @@ fn all_gray_training_photos_are_refused() {
 
 #[test]
 fn critic_pretraining_leaves_the_generator_exactly_as_it_was() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_dataset(&data, 12);

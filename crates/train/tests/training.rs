@@ -79,6 +79,7 @@ pub fn options(data: &Path, out: &Path, epochs: usize) -> TrainOptions {
 
 #[test]
 fn training_lowers_the_loss_and_exports_a_model() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_dataset(&data, 40);
@@ -135,6 +136,7 @@ fn training_lowers_the_loss_and_exports_a_model() {
 
 #[test]
 fn resume_continues_after_the_last_checkpoint() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_dataset(&data, 20);
@@ -199,6 +201,7 @@ fn resume_continues_after_the_last_checkpoint() {
 
 #[test]
 fn bad_data_folders_are_clear_errors() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
@@ -233,6 +236,7 @@ fn bad_data_folders_are_clear_errors() {
 
 #[test]
 fn time_budget_stops_cleanly_with_a_checkpoint() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_dataset(&data, 40);
@@ -257,6 +261,7 @@ fn time_budget_stops_cleanly_with_a_checkpoint() {
 
 #[test]
 fn a_round_that_diverges_on_its_last_step_exports_nothing() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_dataset(&data, 10);
@@ -298,6 +303,7 @@ fn metric_epochs(out: &Path) -> Vec<String> {
 
 #[test]
 fn a_crash_mid_checkpoint_resumes_from_the_last_complete_one() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_dataset(&data, 20);
@@ -356,6 +362,7 @@ fn a_crash_mid_checkpoint_resumes_from_the_last_complete_one() {
 
 #[test]
 fn metrics_csv_has_each_epoch_once_after_an_interrupted_epoch() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_dataset(&data, 20);
@@ -379,6 +386,7 @@ fn metrics_csv_has_each_epoch_once_after_an_interrupted_epoch() {
 
 #[test]
 fn a_crash_between_checkpoint_and_export_exports_again_on_resume() {
+    let _rng = crate::flex_rng();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     make_dataset(&data, 20);
