@@ -39,6 +39,18 @@ fn signal(child: &Child, name: &str) {
     assert!(st.success());
 }
 
+/// Everything the (exited) child wrote to standard error.
+fn stderr_of(child: &mut Child) -> String {
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr is piped")
+        .read_to_string(&mut err)
+        .expect("stderr is readable");
+    err
+}
+
 fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let t0 = Instant::now();
     while t0.elapsed() < limit {
@@ -72,13 +84,7 @@ fn a_second_ctrl_c_stops_the_server_at_once() {
         wait_for_exit(&mut child, Duration::from_secs(5)).expect("a second Ctrl+C stops it");
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     assert_eq!(status.code(), Some(130));
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_of(&mut child);
     assert!(err.contains("Ctrl+C again"), "{err}");
     assert!(err.contains("stopped at once"), "{err}");
 }
@@ -118,13 +124,7 @@ fn the_shutdown_timeout_bounds_a_graceful_stop_and_logs_are_json() {
         "{rest}"
     );
 
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_of(&mut child);
     let requests: Vec<serde_json::Value> = err
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

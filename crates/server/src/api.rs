@@ -129,11 +129,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 
 /// A panic in a handler (not in a worker: those are caught there) is answered 500 JSON.
 fn handler_panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
+    let what = crate::error::panic_message(panic.as_ref());
     tracing::error!(target: "colorize_server::http", panic = %what, "a handler panicked");
     ApiError::internal("the server failed on this request (an internal error, logged)")
         .into_response()

@@ -298,6 +298,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The message a panic carried (`panic!("...")` gives a `&str` or a `String`), for the log.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Maps a decoding error of colorize-core to the API's status: 413 for the pixel limit, 400 for an
 /// empty file, 422 for everything else about the content.
 pub(crate) fn from_decode_error(e: colorize_core::CoreError) -> ApiError {

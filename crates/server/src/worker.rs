@@ -312,11 +312,7 @@ fn worker_loop(rx: &Mutex<Receiver<Job>>, mut models: Vec<Option<Colorizer>>, ct
         })) {
             Ok(result) => result,
             Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
+                let what = crate::error::panic_message(panic.as_ref());
                 tracing::error!(target: "colorize_server::worker", panic = %what, "a job panicked; the worker goes on");
                 ctx.metrics.worker_panics.inc();
                 Err(ApiError::internal(
