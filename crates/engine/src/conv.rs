@@ -220,6 +220,11 @@ pub enum Activation {
     Tanh,
     /// `1 / (1 + e^−x)`.
     Sigmoid,
+    /// The exact (erf) GELU, `0.5 · x · (1 + erf(x / √2))` (Hendrycks & Gimpel 2016,
+    /// arXiv:1606.08415; PyTorch `nn.GELU()` with its default `approximate='none'`, which
+    /// ConvNeXt's blocks use: DDColor, `../shared/reference/ddcolor.md` §3.1), computed by
+    /// [`gelu_fast`].
+    Gelu,
 }
 
 /// A convolution ready to run: weights packed for one kernel family, bias folded, activation
@@ -470,15 +475,10 @@ unsafe fn depthwise_row(r: &DepthwiseRow<'_>, pixel: DepthwisePixel) {
         // SAFETY: the pixels under the taps, the output and the residual pixel hold `ch` values
         // each (caller's contract); the weights hold `taps · ch` values and the bias `ch`.
         unsafe { pixel(conv, &taps[..n], out, r.res.map(|v| v.pixel(p))) };
-        let apply = |f: fn(f32) -> f32| {
+        if conv.activation.needs_pass() {
             // SAFETY: as above; the kernel's stores are done.
             let px = unsafe { std::slice::from_raw_parts_mut(out, ch) };
-            px.iter_mut().for_each(|v| *v = f(*v));
-        };
-        match conv.activation {
-            Activation::Tanh => apply(tanh_fast),
-            Activation::Sigmoid => apply(sigmoid_fast),
-            Activation::None | Activation::Relu => {}
+            activate_slice(conv.isa, conv.activation, px);
         }
     }
 }
@@ -766,6 +766,82 @@ pub fn tanh_fast(x: f32) -> f32 {
 #[inline(always)]
 pub fn sigmoid_fast(x: f32) -> f32 {
     0.5 + 0.5 * tanh_fast(0.5 * x)
+}
+
+/// The exact (erf) GELU, `0.5 · x · (1 + erf(x / √2))`, with erf as a branchless rational
+/// function (odd degree-13 numerator over even degree-8 denominator in `z = x/√2`, the
+/// coefficients of Eigen's float `erf`), its argument clamped to `[−4, 4]` where erf rounds to
+/// ±1 in f32. Within `1e-6 · max(1, |x|)` of the f64 erf-GELU for every `x` (tested over
+/// −10..10, `tests/kernels.rs`); finite for every finite `x`.
+#[inline(always)]
+#[allow(clippy::excessive_precision)] // the coefficients as published, rounded by the compiler
+pub fn gelu_fast(x: f32) -> f32 {
+    let z = (x * std::f32::consts::FRAC_1_SQRT_2).clamp(-4.0, 4.0);
+    let z2 = z * z;
+    let p = ((((((-2.726_142_258_013_06e-10f32 * z2 + 2.770_681_424_959_02e-08) * z2
+        - 2.101_024_020_825_08e-06)
+        * z2
+        - 5.692_506_394_623_46e-05)
+        * z2
+        - 7.349_906_303_268_55e-04)
+        * z2
+        - 2.954_599_808_540_25e-03)
+        * z2
+        - 1.609_603_332_624_15e-02)
+        * z;
+    let q = (((-1.456_607_184_649_96e-05f32 * z2 - 2.133_740_552_789_05e-04) * z2
+        - 1.682_826_974_382_03e-03)
+        * z2
+        - 7.373_329_167_204_68e-03)
+        * z2
+        - 1.426_473_905_141_89e-02;
+    0.5 * x * (1.0 + p / q)
+}
+
+impl Activation {
+    /// Whether the activation runs as a pass over the stored values (tanh, sigmoid, GELU)
+    /// rather than inside the micro-kernel's epilogue (none, ReLU).
+    pub(crate) fn needs_pass(self) -> bool {
+        matches!(
+            self,
+            Activation::Tanh | Activation::Sigmoid | Activation::Gelu
+        )
+    }
+}
+
+/// Applies `activation` to every value of `values` in place, the loop compiled for `isa`'s
+/// vector width (the functions are branchless, so LLVM vectorises them).
+pub(crate) fn activate_slice(isa: Isa, activation: Activation, values: &mut [f32]) {
+    #[inline(always)]
+    fn body(activation: Activation, values: &mut [f32]) {
+        match activation {
+            Activation::None => {}
+            Activation::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Tanh => values.iter_mut().for_each(|v| *v = tanh_fast(*v)),
+            Activation::Sigmoid => values.iter_mut().for_each(|v| *v = sigmoid_fast(*v)),
+            Activation::Gelu => values.iter_mut().for_each(|v| *v = gelu_fast(*v)),
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512(activation: Activation, values: &mut [f32]) {
+            body(activation, values)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(activation: Activation, values: &mut [f32]) {
+            body(activation, values)
+        }
+        match isa {
+            // SAFETY: a PackedConv or op only holds an available family (checked when built).
+            Isa::Avx512 if isa.is_available() => return unsafe { avx512(activation, values) },
+            // SAFETY: as above.
+            Isa::Avx2 if isa.is_available() => return unsafe { avx2(activation, values) },
+            _ => {}
+        }
+    }
+    let _ = isa;
+    body(activation, values)
 }
 
 /// GEMM panels `[groups · ceil(out_g / nr)][taps.len() · in_g][nr]` of `weight` (PyTorch layout,
@@ -1437,17 +1513,12 @@ impl PackedConv {
             // SAFETY: the tile satisfies the kernel contract; the ISA was checked in `new`.
             unsafe { run_kernel(self.isa, &tile) };
             let valid_n = tile.valid_n;
-            let apply = |f: fn(f32) -> f32| {
+            if self.activation.needs_pass() {
                 for &o in &out[..valid_m] {
                     // SAFETY: as for the kernel's own stores.
                     let row = unsafe { std::slice::from_raw_parts_mut(o, valid_n) };
-                    row.iter_mut().for_each(|v| *v = f(*v));
+                    activate_slice(self.isa, self.activation, row);
                 }
-            };
-            match self.activation {
-                Activation::Tanh => apply(tanh_fast),
-                Activation::Sigmoid => apply(sigmoid_fast),
-                Activation::None | Activation::Relu => {}
             }
         }
     }

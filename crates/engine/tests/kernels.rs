@@ -121,7 +121,8 @@ fn activation() -> impl Strategy<Value = Activation> {
         Just(Activation::None),
         Just(Activation::Relu),
         Just(Activation::Tanh),
-        Just(Activation::Sigmoid)
+        Just(Activation::Sigmoid),
+        Just(Activation::Gelu)
     ]
 }
 
@@ -414,4 +415,54 @@ fn fast_tanh_and_sigmoid_are_within_5e7() {
     }
     assert_eq!(tanh_fast(0.0), 0.0);
     assert_eq!(tanh_fast(1e30), tanh_fast(8.0));
+}
+
+/// The f64 erf of the reference against tabulated values (Abramowitz & Stegun table 7.1), so
+/// the GELU test below has a trustworthy ground truth.
+#[test]
+fn reference_erf_matches_tabulated_values() {
+    for (x, want) in [
+        (0.0, 0.0),
+        (0.5, 0.520_499_877_813_046_5),
+        (1.0, 0.842_700_792_949_714_9),
+        (2.0, 0.995_322_265_018_952_7),
+        (2.9, 0.999_958_902_121_900_9),
+        (-1.5, -0.966_105_146_475_310_7),
+    ] {
+        assert!((reference::erf(x) - want).abs() < 1e-15, "erf({x})");
+    }
+    // erfc in its tail, where 1 − erf would have no digits left.
+    assert!((reference::erfc(3.0) / 2.209_049_699_858_544e-5 - 1.0).abs() < 1e-13);
+    assert!((reference::erfc(5.0) / 1.537_459_794_428_035e-12 - 1.0).abs() < 1e-13);
+    assert!((reference::erfc(-3.0) - (2.0 - 2.209_049_699_858_544e-5)).abs() < 1e-15);
+}
+
+/// `gelu_fast` within `1e-6 · max(1, |x|)` of the exact erf-GELU over −10..10 (step 1e-4,
+/// 200 001 points), and at the clamp and far outside it.
+#[test]
+fn fast_gelu_is_within_1e6_of_the_erf_gelu() {
+    use colorize_engine::conv::gelu_fast;
+    let mut worst = (0f64, 0f32);
+    for i in -100_000..=100_000 {
+        let x = i as f32 * 1e-4;
+        let err =
+            (gelu_fast(x) as f64 - reference::gelu(x as f64)).abs() / (x.abs() as f64).max(1.0);
+        if err > worst.0 {
+            worst = (err, x);
+        }
+    }
+    assert!(
+        worst.0 <= 1e-6,
+        "worst scaled error {:e} at x = {}",
+        worst.0,
+        worst.1
+    );
+    eprintln!(
+        "gelu_fast: worst scaled error {:e} at x = {}",
+        worst.0, worst.1
+    );
+    assert_eq!(gelu_fast(0.0), 0.0);
+    assert_eq!(gelu_fast(1e30), 1e30);
+    assert_eq!(gelu_fast(-1e30), 0.0);
+    assert!(gelu_fast(-1e4).abs() <= 1e-2);
 }

@@ -10,8 +10,9 @@
 use rayon::prelude::*;
 
 use super::{Io, Node, ShapeError};
-use crate::conv::{Activation, sigmoid_fast, tanh_fast};
+use crate::conv::{Activation, activate_slice};
 use crate::graph::Value;
+use crate::isa::Isa;
 
 /// The affine op of a graph.
 #[derive(Debug)]
@@ -45,6 +46,7 @@ impl Node for Affine {
         let src = (io.src)(self.x[0]);
         let (out, c) = (io.out, self.scale.len());
         let pixels = io.batch * io.height * io.width;
+        let isa = Isa::detect();
         (0..pixels).into_par_iter().with_min_len(256).for_each(|p| {
             // SAFETY: pixel `p` is inside both views (the plan's contract); every task writes
             // its own output pixel, and the output overlaps nothing the op reads.
@@ -57,12 +59,7 @@ impl Node for Affine {
             for (((y, x), s), t) in to.iter_mut().zip(from).zip(&self.scale).zip(&self.shift) {
                 *y = x * s + t;
             }
-            match self.activation {
-                Activation::None => {}
-                Activation::Relu => to.iter_mut().for_each(|y| *y = y.max(0.0)),
-                Activation::Tanh => to.iter_mut().for_each(|y| *y = tanh_fast(*y)),
-                Activation::Sigmoid => to.iter_mut().for_each(|y| *y = sigmoid_fast(*y)),
-            }
+            activate_slice(isa, self.activation, to);
         });
     }
 
