@@ -17,18 +17,24 @@ use std::sync::{Arc, Mutex};
 
 use crate::conv::{Activation, Dst, PackedConv, Src};
 use crate::error::EngineError;
+use crate::isa::Isa;
 use crate::ops::add::Add;
 use crate::ops::affine::Affine;
 use crate::ops::attention::Attention;
 use crate::ops::blur::Blur;
 use crate::ops::concat::Concat;
+use crate::ops::constant::Constant;
 use crate::ops::conv::Conv;
 use crate::ops::copy::{Copy, Input};
 use crate::ops::global_pool::GlobalAvgPool;
+use crate::ops::layer_norm::LayerNorm;
+use crate::ops::mha::MultiHeadAttention;
 use crate::ops::pixel_shuffle::PixelShuffle;
 use crate::ops::pool::Pool;
 use crate::ops::resize::Resize;
+use crate::ops::sine_position::SinePosition;
 use crate::ops::softmax::Softmax;
+use crate::ops::token_projection::TokenProjection;
 use crate::ops::{Io, Node, PoolKind, ResizeMode, ShapeError};
 
 /// A value of a [`Graph`]: the output of one node, an NHWC tensor.
@@ -410,6 +416,245 @@ impl Graph {
         })
     }
 
+    /// The kernel family of the graph's ops that take none as an argument (layer norm,
+    /// multi-head attention, token projection): that of the last convolution added so far, or
+    /// the best this CPU runs ([`Isa::detect`]) when there is none. A graph built for one family
+    /// (`--isa`, tests that loop over [`Isa::ALL`]) thus runs every op on it.
+    fn isa(&self) -> Isa {
+        self.nodes
+            .iter()
+            .rev()
+            .find_map(|n| n.op.conv())
+            .map_or_else(Isa::detect, PackedConv::isa)
+    }
+
+    /// Adds a layer norm over the channels of each pixel, with the biased variance:
+    /// `y[c] = (x[c] − mean) / sqrt(var + eps) · weight[c] + bias[c]`. This is PyTorch's
+    /// `nn.LayerNorm(C, eps)` over the last dim of NHWC, and ConvNeXt's channels-first LayerNorm
+    /// (Liu et al. 2022, arXiv:2201.03545; DDColor's encoder uses `eps = 1e-6` and its colour
+    /// decoder `1e-5`: Kang et al., ICCV 2023, `../shared/reference/ddcolor.md` §3.1, §3.3).
+    ///
+    /// - `x`: `[batch, H, W, C]`; `weight`, `bias`: `C` values each; `eps > 0` (any finite
+    ///   value is taken as given).
+    /// - returns `[batch, H, W, C]`. Mean and variance are two f32 passes over 16 partial sums
+    ///   (relative error about 1e-6 against f64 for C up to 1536).
+    ///
+    /// # Errors
+    /// [`EngineError::Shape`] if `weight` or `bias` does not have one value per channel of `x`.
+    pub fn layer_norm(
+        &mut self,
+        x: Value,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        eps: f32,
+    ) -> Result<Value, EngineError> {
+        let c = self.channels(x);
+        if weight.len() != c || bias.len() != c {
+            return Err(EngineError::Shape(format!(
+                "layer norm over {c} channels got {} weights and {} biases",
+                weight.len(),
+                bias.len()
+            )));
+        }
+        let isa = self.isa();
+        Ok(self.push(LayerNorm {
+            x: [x],
+            weight,
+            bias,
+            eps,
+            isa,
+        }))
+    }
+
+    /// Adds a constant: a value of fixed size `[batch, height, width, channels]` whatever the
+    /// graph's input size, with the same `values` in every batch item — learned embeddings such
+    /// as DDColor's colour queries `query_feat` / `query_embed` (`[100, 256]` each, held as a
+    /// `1 x 100` map of 256 channels; Kang et al., ICCV 2023, `../shared/reference/ddcolor.md`
+    /// §3.3).
+    ///
+    /// - `values`: `[height, width, channels]` row-major (HWC), `height · width · channels`
+    ///   values.
+    /// - returns a value of size `height x width`, `channels` channels.
+    ///
+    /// # Errors
+    /// [`EngineError::Shape`] if a size is zero, their product overflows, or `values` has
+    /// another length.
+    pub fn constant(
+        &mut self,
+        values: Vec<f32>,
+        height: usize,
+        width: usize,
+        channels: usize,
+    ) -> Result<Value, EngineError> {
+        if height == 0 || width == 0 || channels == 0 {
+            return Err(EngineError::Shape(format!(
+                "constant of size {height}x{width}x{channels} is empty"
+            )));
+        }
+        let needed = height
+            .checked_mul(width)
+            .and_then(|n| n.checked_mul(channels));
+        if needed != Some(values.len()) {
+            return Err(EngineError::Shape(format!(
+                "constant of size {height}x{width}x{channels} got {} values",
+                values.len()
+            )));
+        }
+        Ok(self.push(Constant {
+            values,
+            height,
+            width,
+            channels,
+        }))
+    }
+
+    /// Adds `x + pos`, with `pos` DETR's normalised sine position encoding (Carion et al. 2020,
+    /// arXiv:2005.12872, `normalize=True`, temperature 10000, scale 2π) for `x`'s own height
+    /// `h` and width `w`, as DDColor adds it to its key maps (Kang et al., ICCV 2023,
+    /// `../shared/reference/ddcolor.md` §3.3):
+    ///
+    /// ```text
+    /// C = 2·npf (npf even);  ye = (y+1)/(h+1e-6)·2π;  xe = (x+1)/(w+1e-6)·2π
+    /// dim_t[k] = 10000^(2·floor(k/2)/npf)
+    /// channel 2m, 2m+1 (m < npf/2):          sin(ye / dim_t[2m]), cos(ye / dim_t[2m])
+    /// channel npf+2m, npf+2m+1:              sin(xe / dim_t[2m]), cos(xe / dim_t[2m])
+    /// ```
+    ///
+    /// - `x`: `[batch, h, w, C]`; returns `[batch, h, w, C]`. The encoding is computed in f64
+    ///   on each run (it depends only on `h` and `w`), then rounded to f32 and added.
+    ///
+    /// # Errors
+    /// [`EngineError::Shape`] if `C` is not a positive multiple of 4.
+    pub fn add_sine_position(&mut self, x: Value) -> Result<Value, EngineError> {
+        let c = self.channels(x);
+        if c == 0 || !c.is_multiple_of(4) {
+            return Err(EngineError::Shape(format!(
+                "a sine position encoding needs a positive multiple of 4 channels, not {c}"
+            )));
+        }
+        Ok(self.push(SinePosition {
+            x: [x],
+            channels: c,
+        }))
+    }
+
+    /// Adds multi-head scaled dot-product attention (Vaswani et al. 2017, arXiv:1706.03762):
+    /// PyTorch `nn.MultiheadAttention` between its input projection and its output projection
+    /// (both ordinary 1x1 convolutions of the graph), without mask or dropout, as DDColor's
+    /// colour decoder uses it (Kang et al., ICCV 2023, `../shared/reference/ddcolor.md` §3.3:
+    /// 256 channels, 8 heads; 100 queries; 100 keys in self-attention, up to 16384 in
+    /// cross-attention).
+    ///
+    /// - `q`: `[batch, hq, wq, C]`, already projected (bias added); `k`, `v`: `[batch, hk, wk,
+    ///   C]`, already projected, of the same size. Tokens are pixels in row-major order; channel
+    ///   `c` belongs to head `c / (C / heads)`.
+    /// - returns `[batch, hq, wq, C]`: per batch item and head
+    ///   `O_h = softmax_over_keys(Q_h K_hᵀ / sqrt(C/heads)) V_h`, heads concatenated in channel
+    ///   order.
+    ///
+    /// Both products run on the convolution micro-kernels, on the graph's kernel family (that
+    /// of the last convolution added, else the best this CPU runs); the softmax uses a
+    /// vectorised exp; tasks are (head, tile of query rows) pairs, and each holds only its
+    /// tile's rows of scores (`mr x keys`). Planned scratch: `C · keys + keys · (C + nr)` floats
+    /// (packed `Kᵀ` and `V` of one batch item).
+    ///
+    /// # Errors
+    /// [`EngineError::Shape`] if `heads` is 0 or does not divide `C`, or the channel counts of
+    /// `q`, `k`, `v` differ; the plan ([`Graph::plan`]) fails if `k` and `v` differ in size.
+    pub fn multi_head_attention(
+        &mut self,
+        q: Value,
+        k: Value,
+        v: Value,
+        heads: usize,
+    ) -> Result<Value, EngineError> {
+        let c = self.channels(q);
+        if self.channels(k) != c || self.channels(v) != c {
+            return Err(EngineError::Shape(format!(
+                "attention: query, key and value have {c}, {} and {} channels",
+                self.channels(k),
+                self.channels(v)
+            )));
+        }
+        if heads == 0 || !c.is_multiple_of(heads) {
+            return Err(EngineError::Shape(format!(
+                "attention: {c} channels cannot be split into {heads} heads"
+            )));
+        }
+        let isa = self.isa();
+        Ok(self.push(MultiHeadAttention {
+            inputs: [q, k, v],
+            channels: c,
+            heads,
+            isa,
+        }))
+    }
+
+    /// Adds DDColor's query-map projection, fused (Kang et al., ICCV 2023,
+    /// `../shared/reference/ddcolor.md` §3.3–3.4): the einsum `"bqc,bchw->bqhw"` of the colour
+    /// embeddings with the pixel decoder's output, followed by the 1x1 convolution over the
+    /// query maps (the refine head's first 100 input channels):
+    ///
+    /// ```text
+    /// W_b[o][c] = Σ_n mix[o][n] · tokens[b, n, c]                (outputs x C, per batch item)
+    /// y[b, p, o] = Σ_c x[b, p, c] · W_b[o][c]  (+ residual[b, p, o])
+    /// ```
+    ///
+    /// - `x`: `[batch, H, W, C]`; `tokens`: `[batch, th, tw, C]`, `N = th · tw` tokens in
+    ///   row-major order (their size must not depend on the input: a chain from
+    ///   [`Graph::constant`]); `mix`: `[outputs, N]` row-major; `residual`:
+    ///   `[batch, H, W, outputs]` (for example the refine head's bias and its 1x1 convolution of
+    ///   the 3 normalised input channels).
+    /// - returns `[batch, H, W, outputs]`.
+    ///
+    /// # Errors
+    /// [`EngineError::Shape`] if `outputs` is 0, `mix` is not a multiple of `outputs` long,
+    /// `tokens` and `x` differ in channels, or `residual` does not have `outputs` channels; the
+    /// plan ([`Graph::plan`]) fails if `mix.len() ≠ outputs · N` or `residual` differs in size
+    /// from `x`.
+    pub fn token_projection(
+        &mut self,
+        x: Value,
+        tokens: Value,
+        mix: Vec<f32>,
+        outputs: usize,
+        residual: Option<Value>,
+    ) -> Result<Value, EngineError> {
+        let c = self.channels(x);
+        if outputs == 0 || mix.is_empty() || !mix.len().is_multiple_of(outputs) {
+            return Err(EngineError::Shape(format!(
+                "token projection to {outputs} outputs got {} mixing weights",
+                mix.len()
+            )));
+        }
+        if self.channels(tokens) != c {
+            return Err(EngineError::Shape(format!(
+                "token projection: tokens have {} channels, the map {c}",
+                self.channels(tokens)
+            )));
+        }
+        if let Some(r) = residual
+            && self.channels(r) != outputs
+        {
+            return Err(EngineError::Shape(format!(
+                "token projection: residual has {} channels, the output {outputs}",
+                self.channels(r)
+            )));
+        }
+        let isa = self.isa();
+        let inputs = match residual {
+            Some(r) => vec![x, tokens, r],
+            None => vec![x, tokens],
+        };
+        Ok(self.push(TokenProjection {
+            inputs,
+            in_channels: c,
+            outputs,
+            mix,
+            isa,
+        }))
+    }
+
     /// Adds a concatenation along channels. Each part is then computed straight into its slice
     /// of the concatenation's buffer.
     ///
@@ -590,7 +835,7 @@ impl Graph {
             let (h, w) = shapes[i];
             let len = node
                 .op
-                .scratch_len(batch, h, w)
+                .scratch_len(batch, h, w, &|v: Value| shapes[v.0])
                 .and_then(align)
                 .ok_or_else(too_large)?;
             if len > 0 {

@@ -11,8 +11,10 @@
 //! - [`conv`]: the indirect implicit-GEMM convolution and its micro-kernels (grouped convolutions
 //!   as one GEMM per group, depthwise ones as a per-channel vector loop).
 //! - [`ops`]: the graph's ops, one file each behind one internal interface: convolution,
-//!   pooling, resizing, pixel shuffle, self-attention, copy, concatenation.
+//!   pooling, resizing, pixel shuffle, self-attention, layer norm, constants, sine position
+//!   encoding, multi-head attention, token projection, copy, concatenation.
 //! - [`attention`]: SAGAN self-attention on the convolution kernels.
+//! - [`mha`]: multi-head scaled dot-product attention on the convolution kernels.
 //! - [`fold`]: batch, spectral and weight norm folded into plain weights at load time.
 //! - [`graph`]: graph building, memory planning and execution, generic over the ops.
 //! - [`reference`](mod@reference): naive, obviously-correct versions for tests.
@@ -23,6 +25,7 @@ pub mod error;
 pub mod fold;
 pub mod graph;
 pub mod isa;
+pub mod mha;
 pub mod ops;
 pub mod reference;
 

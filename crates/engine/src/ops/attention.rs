@@ -34,7 +34,13 @@ impl Node for Attention {
         Ok(shape(self.inputs[3]))
     }
 
-    fn scratch_len(&self, _batch: usize, height: usize, width: usize) -> Option<usize> {
+    fn scratch_len(
+        &self,
+        _batch: usize,
+        height: usize,
+        width: usize,
+        _shape: &dyn Fn(Value) -> (usize, usize),
+    ) -> Option<usize> {
         scratch_len(
             self.isa,
             height.checked_mul(width)?,

@@ -18,6 +18,11 @@
 //! - `blur.rs`: fastai's anti-checkerboard blur (replication pad + 2x2 average, stride 1).
 //! - `pixel_shuffle.rs`: sub-pixel upsampling.
 //! - `attention.rs`: SAGAN self-attention (kernels in [`crate::attention`]).
+//! - `layer_norm.rs`: layer norm over the channels of each pixel (ConvNeXt, transformers).
+//! - `constant.rs`: a fixed-size value, the same in every batch item (learned embeddings).
+//! - `sine_position.rs`: `x +` DETR's normalised sine position encoding of `x`'s size.
+//! - `mha.rs`: multi-head scaled dot-product attention (kernels in [`crate::mha`]).
+//! - `token_projection.rs`: DDColor's token-mixed 1x1 projection (`einsum` + 1x1 conv).
 //! - `copy.rs`: the graph input, and copies of it into a concatenation.
 //! - `concat.rs`: concatenation along channels, planned as views.
 //!
@@ -34,13 +39,18 @@ pub(crate) mod affine;
 pub(crate) mod attention;
 pub(crate) mod blur;
 pub(crate) mod concat;
+pub(crate) mod constant;
 pub(crate) mod conv;
 pub(crate) mod copy;
 pub(crate) mod global_pool;
+pub(crate) mod layer_norm;
+pub(crate) mod mha;
 pub(crate) mod pixel_shuffle;
 pub(crate) mod pool;
 pub(crate) mod resize;
+pub(crate) mod sine_position;
 pub(crate) mod softmax;
+pub(crate) mod token_projection;
 
 pub use pool::PoolKind;
 pub use resize::ResizeMode;
@@ -99,8 +109,15 @@ pub(crate) trait Node: Send + Sync + fmt::Debug {
     ) -> Result<(usize, usize), ShapeError>;
 
     /// Floats of scratch the op needs for an output of `batch x height x width` (default none),
-    /// or `None` when that number overflows `usize`.
-    fn scratch_len(&self, _batch: usize, _height: usize, _width: usize) -> Option<usize> {
+    /// or `None` when that number overflows `usize`; `shape` gives the size of any value of the
+    /// plan (attention's scratch depends on its keys' size, not its output's).
+    fn scratch_len(
+        &self,
+        _batch: usize,
+        _height: usize,
+        _width: usize,
+        _shape: &dyn Fn(Value) -> (usize, usize),
+    ) -> Option<usize> {
         Some(0)
     }
 
