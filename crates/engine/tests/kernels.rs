@@ -466,3 +466,34 @@ fn fast_gelu_is_within_1e6_of_the_erf_gelu() {
     assert_eq!(gelu_fast(-1e30), 0.0);
     assert!(gelu_fast(-1e4).abs() <= 1e-2);
 }
+
+/// The attention softmax's `exp_fast` within 2 ulp-ish (2.5e-7 relative) of the f64 `exp` over
+/// −87..88, and monotone where a softmax needs it (at and below 0).
+#[test]
+fn fast_exp_is_within_2_5e7_relative() {
+    use colorize_engine::mha::exp_fast;
+    let mut worst = (0f64, 0f32);
+    let mut x = -87.0f32;
+    let mut prev = 0.0f32;
+    while x < 88.0 {
+        let (got, want) = (exp_fast(x) as f64, (x as f64).exp());
+        let err = (got - want).abs() / want;
+        if err > worst.0 {
+            worst = (err, x);
+        }
+        if x <= 0.0 {
+            assert!(exp_fast(x) >= prev, "not monotone at {x}");
+            prev = exp_fast(x);
+        }
+        x += 1.7e-4;
+    }
+    assert!(
+        worst.0 < 2.5e-7,
+        "worst relative error {:e} at {}",
+        worst.0,
+        worst.1
+    );
+    assert_eq!(exp_fast(0.0), 1.0);
+    assert!(exp_fast(-1e30) > 0.0 && exp_fast(-1e30) < 1e-37);
+    assert!(exp_fast(f32::NEG_INFINITY) < 1e-37);
+}

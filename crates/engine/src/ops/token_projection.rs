@@ -139,7 +139,9 @@ impl Node for TokenProjection {
         _width: usize,
         _shape: &dyn Fn(Value) -> (usize, usize),
     ) -> Option<usize> {
-        batch.checked_mul(self.outputs)?.checked_mul(self.in_channels)
+        batch
+            .checked_mul(self.outputs)?
+            .checked_mul(self.in_channels)
     }
 
     unsafe fn run(&self, io: &Io<'_>) {
