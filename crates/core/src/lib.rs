@@ -14,6 +14,9 @@
 //! - [`resize`]: separable triangle-filter resizing of planar `f32` buffers (bilinear when
 //!   enlarging, antialiased when shrinking).
 //! - [`metrics`]: PSNR, SSIM and Hasler–Süsstrunk colourfulness.
+//! - [`opencv`]: exact re-implementations of the OpenCV / PyTorch / numpy operations of DDColor's
+//!   photo pipeline (OpenCV's float Lab, `cv2.resize` INTER_LINEAR, PyTorch nearest, numpy
+//!   round-half-even to 8 bits).
 
 pub mod color;
 pub mod error;
@@ -21,6 +24,7 @@ pub mod files;
 pub mod io;
 pub mod lab;
 pub mod metrics;
+pub mod opencv;
 pub mod resize;
 
 pub use error::CoreError;

@@ -3,6 +3,7 @@
 
 mod color;
 mod io;
+mod opencv;
 mod strips;
 
 use std::path::PathBuf;
