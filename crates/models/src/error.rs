@@ -82,6 +82,15 @@ pub enum ModelError {
         "this model does not take colour hints (only user-guided networks such as siggraph17 do)"
     )]
     HintsUnsupported,
+    /// A render size the model's network cannot take (DDColor: a multiple of 32, as its
+    /// encoder halves the size five times and the colour decoder needs every scale whole).
+    #[error("render size {render_size}: {message}")]
+    RenderSize {
+        /// The render size asked for, in pixels.
+        render_size: u32,
+        /// Which sizes the network takes.
+        message: String,
+    },
     /// Running the network failed (a backend error).
     #[error("inference failed: {0}")]
     Inference(String),

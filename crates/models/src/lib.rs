@@ -4,6 +4,8 @@
 //! - [`unet_resnet`]: the U-Net generator over a ResNet encoder (ResNet-34 and light presets).
 //! - [`eccv16`]: Zhang et al. 2016's classification network over 313 ab bins (engine graph only).
 //! - [`deoldify`]: DeOldify's generators (engine graph only).
+//! - [`ddcolor`]: DDColor (ConvNeXt encoder, pixel decoder, multi-scale colour decoder; engine
+//!   graph only).
 //! - [`siggraph17`]: Zhang et al. 2017's user-guided network, automatic mode (engine graph only).
 //! - [`plain_cnn`]: the plain encoder-decoder baseline (stride-2 convs down, transposed convs up).
 //! - [`resnet18_regressor`]: a ResNet-18 encoder with an upsampling head, no skip connections.
@@ -32,6 +34,7 @@
 
 pub mod blocks;
 pub mod colorizer;
+pub mod ddcolor;
 pub mod deoldify;
 pub mod device;
 pub mod eccv16;

@@ -148,6 +148,11 @@ pub fn check_network(network: &NetworkConfig) -> Result<(), LimitError> {
             channels(f("bins"), c.bins)?;
         }
         NetworkConfig::Deoldify(c) => all_depths(&f("depths"), &c.depths, 0)?,
+        NetworkConfig::Ddcolor(c) => {
+            all_depths(&f("depths"), &c.depths, 0)?;
+            layers(&f("decoder_layers"), c.decoder_layers, 0)?;
+            channels(f("heads"), c.heads)?;
+        }
         NetworkConfig::Siggraph17(_) => {}
     }
     let params = parameter_estimate(network);
@@ -202,7 +207,7 @@ fn chain(mut cin: usize, widths: &[usize], k: usize) -> (u64, usize) {
 /// About how many parameters `network` has, from its config alone (saturating, so any config
 /// gives a number): convolution and linear weights plus four values per output channel for
 /// biases and batch norms. Architectures whose widths come from the weights file (DeOldify,
-/// siggraph17) count 0: their file's size bounds them.
+/// DDColor, siggraph17) count 0: their file's size bounds them.
 pub fn parameter_estimate(network: &NetworkConfig) -> u64 {
     match network {
         NetworkConfig::UnetResnet(c) => unet_resnet(c),
@@ -210,7 +215,9 @@ pub fn parameter_estimate(network: &NetworkConfig) -> u64 {
         NetworkConfig::Resnet18Regressor(c) => resnet18_regressor(c),
         NetworkConfig::Fusion(c) => fusion(c),
         NetworkConfig::Eccv16(c) => eccv16(c),
-        NetworkConfig::Deoldify(DeoldifyConfig { .. }) | NetworkConfig::Siggraph17(_) => 0,
+        NetworkConfig::Deoldify(DeoldifyConfig { .. })
+        | NetworkConfig::Ddcolor(_)
+        | NetworkConfig::Siggraph17(_) => 0,
     }
 }
 

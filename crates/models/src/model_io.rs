@@ -263,7 +263,11 @@ impl ModelIo {
             (Pipeline::Deoldify, InputKind::GrayRgb { .. }, OutputKind::Rgb { .. })
             | (Pipeline::Zhang, InputKind::Lightness { .. }, OutputKind::Ab { .. })
             | (Pipeline::Zhang, InputKind::LightnessWithHints { .. }, OutputKind::Ab { .. })
+            | (Pipeline::Ddcolor, InputKind::GrayRgb { .. }, OutputKind::Ab { .. })
             | (Pipeline::Colorize, _, _) => {}
+            (Pipeline::Ddcolor, _, _) => {
+                return Err("io.pipeline: ddcolor needs gray_rgb input and ab output".into());
+            }
             (Pipeline::Deoldify, _, _) => {
                 return Err("io.pipeline: deoldify needs gray_rgb input and rgb output".into());
             }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use colorize_engine::{Graph, Isa};
 
+use crate::ddcolor::DdcolorConfig;
 use crate::deoldify::DeoldifyConfig;
 use crate::eccv16::Eccv16Config;
 use crate::error::ModelError;
@@ -27,6 +28,8 @@ pub enum NetworkConfig {
     Eccv16(Eccv16Config),
     /// DeOldify's generator ([`crate::deoldify`]): inference only (no burn module).
     Deoldify(DeoldifyConfig),
+    /// DDColor ([`crate::ddcolor`]): inference only (no burn module).
+    Ddcolor(DdcolorConfig),
     /// Zhang et al. 2017's siggraph17 ([`crate::siggraph17`]): inference only (no burn module).
     Siggraph17(Siggraph17Config),
     /// [`PlainCnn`]: the plain encoder-decoder baseline ([`crate::plain_cnn`]).
@@ -53,7 +56,7 @@ impl NetworkConfig {
             Self::PlainCnn(c) => Ok(Network::PlainCnn(c.init(device))),
             Self::Resnet18Regressor(c) => Ok(Network::Resnet18Regressor(c.init(device))),
             Self::Fusion(c) => Ok(Network::Fusion(c.init(device))),
-            Self::Eccv16(_) | Self::Deoldify(_) | Self::Siggraph17(_) => {
+            Self::Eccv16(_) | Self::Deoldify(_) | Self::Ddcolor(_) | Self::Siggraph17(_) => {
                 Err(ModelError::InferenceOnly { arch: self.arch() })
             }
         }
@@ -73,6 +76,7 @@ impl NetworkConfig {
             Self::UnetResnet(c) => crate::unet_resnet::graph(c, weights, isa),
             Self::Eccv16(c) => crate::eccv16::graph(c, weights, isa),
             Self::Deoldify(c) => crate::deoldify::graph(c, weights, isa),
+            Self::Ddcolor(c) => crate::ddcolor::graph(c, weights, isa),
             Self::Siggraph17(c) => crate::siggraph17::graph(c, weights, isa),
             Self::PlainCnn(c) => crate::plain_cnn::graph(c, weights, isa),
             Self::Resnet18Regressor(c) => crate::resnet18_regressor::graph(c, weights, isa),
@@ -99,6 +103,7 @@ impl NetworkConfig {
             Self::UnetResnet(c) => (c.in_channels, c.out_channels),
             Self::Eccv16(_) => (1, 2),
             Self::Deoldify(_) => (3, 3),
+            Self::Ddcolor(_) => (3, 2),
             Self::Siggraph17(_) => (4, 2),
             Self::PlainCnn(c) => (c.in_channels, c.out_channels),
             Self::Resnet18Regressor(c) => (c.in_channels, c.out_channels),
@@ -112,6 +117,7 @@ impl NetworkConfig {
             Self::UnetResnet(_) => "unet_resnet",
             Self::Eccv16(_) => "eccv16",
             Self::Deoldify(_) => "deoldify",
+            Self::Ddcolor(_) => "ddcolor",
             Self::Siggraph17(_) => "siggraph17",
             Self::PlainCnn(_) => "plain_cnn",
             Self::Resnet18Regressor(_) => "resnet18_regressor",

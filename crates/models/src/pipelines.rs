@@ -14,6 +14,14 @@
 //!   clamped and truncated to 8 bits, resized back with Pillow's bilinear filter, and its chroma
 //!   joined with the original's luma in OpenCV's 8-bit YUV.
 //!
+//! - **`ddcolor`** (piddnad/DDColor `ddcolor/pipeline.py`, `ColorizationPipeline.process`,
+//!   `../shared/reference/ddcolor.md` §4): the 8-bit photo as float RGB, OpenCV's float Lab L at
+//!   full size; the photo stretched to the square network size with `cv2.resize` (bilinear, no
+//!   antialiasing), its Lab L made neutral gray RGB (`Lab2RGB` of `(L, 0, 0)`) and normalised
+//!   with the model's mean/std; the network's ab enlarged with PyTorch's nearest `interpolate`,
+//!   joined with the full-size L, `Lab2RGB`, `round(255 · x)` (half to even). OpenCV's Lab and
+//!   resize are [`colorize_core::opencv`].
+//!
 //! Pillow's resampling (a separable fixed-point convolution, horizontal pass first, antialiased
 //! when shrinking), Pillow's luma, OpenCV's YUV and skimage's Lab are written from the exact
 //! formulas in `deoldify.md` §7 and `zhang.md` §3.
@@ -38,6 +46,9 @@ pub enum Pipeline {
     Zhang,
     /// DeOldify's `ColorizerFilter`: Pillow bilinear, 601 luma, OpenCV YUV luminance transfer.
     Deoldify,
+    /// DDColor's `ColorizationPipeline`: OpenCV float Lab and bilinear resize, PyTorch nearest
+    /// upsampling of ab.
+    Ddcolor,
 }
 
 /// Pillow's resampling filters.
@@ -278,6 +289,64 @@ fn zhang(c: &Colorizer, photo: &RgbImage, hints: &[Hint]) -> Result<RgbImage, Mo
 }
 
 /// OpenCV's 8-bit RGB → YUV (`deoldify.md` §2 step 7).
+/// DDColor's photo pipeline (ddcolor.md §4): `photo` `[h, w]` 8-bit sRGB → the colourised
+/// `[h, w]` 8-bit sRGB photo, the full-size OpenCV Lab L kept.
+///
+/// # Errors
+/// [`ModelError::Inference`] for a model whose contract is not gray RGB in and ab out; as
+/// [`Colorizer::predict_raw`].
+pub fn ddcolor(c: &Colorizer, photo: &RgbImage) -> Result<RgbImage, ModelError> {
+    use colorize_core::opencv;
+    let (w, h) = (photo.width() as usize, photo.height() as usize);
+    let (mean, std) = match c.config().io.input {
+        InputKind::GrayRgb { mean, std } => (mean, std),
+        _ => {
+            return Err(ModelError::Inference(
+                "the ddcolor pipeline needs gray_rgb input".into(),
+            ));
+        }
+    };
+    let scale = match c.config().io.output {
+        OutputKind::Ab { scale } => scale,
+        _ => {
+            return Err(ModelError::Inference(
+                "the ddcolor pipeline needs ab output".into(),
+            ));
+        }
+    };
+    let (nw, nh) = c.network_size(w, h);
+    // `img = bgr_u8 / 255.0` (float32), then L at the original size.
+    let rgb: Vec<f32> = photo.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+    let full_l = opencv::rgb_to_lab_l(&rgb);
+    let small = opencv::resize_linear(&rgb, w, h, 3, nw, nh);
+    drop(rgb);
+    let small_l = opencv::rgb_to_lab_l(&small);
+    let zeros = vec![0f32; nw * nh];
+    let gray = opencv::lab_to_rgb_rows(&small_l, &zeros, &zeros, nw);
+    let pixels = nw * nh;
+    let mut values = vec![0f32; 3 * pixels];
+    for (i, p) in gray.chunks_exact(3).enumerate() {
+        for k in 0..3 {
+            values[k * pixels + i] = (p[k] - mean[k]) / std[k];
+        }
+    }
+    let input = NetworkInput {
+        width: nw,
+        height: nh,
+        values,
+    };
+    let (ow, oh, y) = c.predict_raw(&input)?;
+    let n = ow * oh;
+    let plane = |k: usize| -> Vec<f32> {
+        let p: Vec<f32> = y[k * n..(k + 1) * n].iter().map(|v| v * scale).collect();
+        opencv::resize_nearest_torch(&p, ow, oh, w, h)
+    };
+    let (a, b) = (plane(0), plane(1));
+    let out = opencv::lab_to_rgb_rows(&full_l, &a, &b, w);
+    let bytes = out.into_iter().map(opencv::to_u8_round_half_even).collect();
+    Ok(RgbImage::from_raw(w as u32, h as u32, bytes).expect("sized from the photo"))
+}
+
 fn rgb_to_yuv(p: [u8; 3]) -> [i32; 3] {
     const HALF: i32 = 1 << 13;
     let [r, g, b] = p.map(i32::from);
@@ -394,6 +463,8 @@ pub fn run(
         Pipeline::Zhang => zhang(c, &image.to_rgb8(), hints).map(Some),
         Pipeline::Deoldify if !hints.is_empty() => Err(ModelError::HintsUnsupported),
         Pipeline::Deoldify => deoldify(c, &image.to_rgb8()).map(Some),
+        Pipeline::Ddcolor if !hints.is_empty() => Err(ModelError::HintsUnsupported),
+        Pipeline::Ddcolor => ddcolor(c, &image.to_rgb8()).map(Some),
     }
 }
 

@@ -99,6 +99,42 @@ pub struct LoadOptions {
     pub saturation: Option<f32>,
 }
 
+/// Refuses a render size the model's network cannot take exactly, where rounding it would
+/// change what the published pipeline computes: DDColor's (a square whose side is a multiple of
+/// 32).
+///
+/// # Errors
+/// [`ModelError::RenderSize`] naming the nearest sizes that work.
+pub fn check_render_size(c: &Colorizer, render_size: u32) -> Result<(), ModelError> {
+    let io = &c.config().io;
+    if io.pipeline != crate::pipelines::Pipeline::Ddcolor {
+        return Ok(());
+    }
+    let multiple = match io.size {
+        crate::SizeRule::Square { multiple } | crate::SizeRule::MultipleOf { multiple } => {
+            multiple.max(1) as u32
+        }
+        crate::SizeRule::Fixed { .. } => return Ok(()),
+    };
+    if render_size >= multiple && render_size.is_multiple_of(multiple) {
+        return Ok(());
+    }
+    let below = render_size / multiple * multiple;
+    let above = below + multiple;
+    let hint = if below == 0 {
+        format!("try {above}")
+    } else {
+        format!("try {below} or {above}")
+    };
+    Err(ModelError::RenderSize {
+        render_size,
+        message: format!(
+            "this DDColor model takes a square whose side is a multiple of {multiple} ({hint}; \
+             the published models run at 512)"
+        ),
+    })
+}
+
 impl LoadOptions {
     /// Applies the options to a loaded model, building what the chosen engine needs.
     ///
@@ -111,6 +147,7 @@ impl LoadOptions {
             c = c.with_isa(isa)?;
         }
         if let Some(n) = self.render_size {
+            check_render_size(&c, n)?;
             c = c.with_render_size(n);
         }
         if let Some(s) = self.saturation {
