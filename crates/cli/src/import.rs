@@ -20,6 +20,11 @@ pub enum KindArg {
     DeoldifyStable,
     /// DeOldify's Video generator, `ColorizeVideo_gen.pth` (Stable's layout; render factor 21).
     DeoldifyVideo,
+    /// DDColor with the ConvNeXt-L encoder (`ddcolor_paper`, `ddcolor_modelscope`,
+    /// `ddcolor_artistic`: `pytorch_model.bin` or `.pth`).
+    DdcolorLarge,
+    /// DDColor with the ConvNeXt-T encoder (`ddcolor_paper_tiny`).
+    DdcolorTiny,
 }
 
 impl From<KindArg> for Kind {
@@ -30,6 +35,8 @@ impl From<KindArg> for Kind {
             KindArg::DeoldifyArtistic => Kind::DeoldifyArtistic,
             KindArg::DeoldifyStable => Kind::DeoldifyStable,
             KindArg::DeoldifyVideo => Kind::DeoldifyVideo,
+            KindArg::DdcolorLarge => Kind::DdcolorLarge,
+            KindArg::DdcolorTiny => Kind::DdcolorTiny,
         }
     }
 }
@@ -37,7 +44,8 @@ impl From<KindArg> for Kind {
 /// `colorize import`.
 #[derive(Args, Debug)]
 pub struct ImportArgs {
-    /// The checkpoint (`.pth`/`.pt`; zip or legacy format, raw state dict or `{'model': ...}`).
+    /// The checkpoint (`.pth`/`.pt`; zip or legacy format, raw state dict or `{'model': ...}`,
+    /// `{'state_dict': ...}`, `{'params': ...}`).
     #[arg(value_name = "FILE")]
     pub checkpoint: PathBuf,
     /// Which network it is (default: detected from its keys and shapes).

@@ -5,8 +5,9 @@
 //! which parses the pickle itself and refuses anything beyond tensors and plain containers
 //! (`collections.OrderedDict`, torch's tensor-rebuild functions), so nothing in the file is ever
 //! executed. Both of PyTorch's formats are read: the zip archive `torch.save` writes since 1.6 and
-//! the legacy (pre-1.6) one. A raw state dict and one wrapped as `{'model': ...}` or
-//! `{'state_dict': ...}` are both taken.
+//! the legacy (pre-1.6) one. A raw state dict and one wrapped as `{'model': ...}`,
+//! `{'state_dict': ...}` or `{'params': ...}` (BasicSR's training checkpoints, DDColor's `.pth`
+//! release) are all taken.
 //!
 //! The import converts every tensor to f32, drops PyTorch's `num_batches_tracked` counters,
 //! infers the network's widths from the tensor shapes, and builds the network's engine graph from
@@ -14,15 +15,17 @@
 //! error naming the key, and the output folder is left untouched. `config.json` records the
 //! checkpoint's file name, SHA-256 and kind under `imported_from`.
 //!
-//! Kinds (`Kind`): Zhang et al.'s eccv16 and siggraph17 (automatic mode), and DeOldify's
+//! Kinds (`Kind`): Zhang et al.'s eccv16 and siggraph17 (automatic mode), DeOldify's
 //! Artistic, Stable and Video generators (spectral and weight norm folded into plain weights
-//! here).
+//! here), and DDColor's ConvNeXt-L and ConvNeXt-T models (spectral norm folded; the checkpoint's
+//! `mean`/`std` buffers become the model's input normalisation).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use colorize_core::io::write_file_atomic;
+use colorize_models::ddcolor::DdcolorConfig;
 use colorize_models::deoldify::DeoldifyConfig;
 use colorize_models::eccv16::Eccv16Config;
 use colorize_models::model_dir::{CONFIG_FILE, WEIGHTS_FILE};
@@ -53,16 +56,23 @@ pub enum Kind {
     /// weights, run at render factor 21 (336 pixels). Its keys cannot tell it from Stable, so it
     /// is chosen with `--kind`.
     DeoldifyVideo,
+    /// DDColor with the ConvNeXt-L encoder (Kang et al. 2023; `ddcolor_paper`,
+    /// `ddcolor_modelscope`, `ddcolor_artistic`).
+    DdcolorLarge,
+    /// DDColor with the ConvNeXt-T encoder (`ddcolor_paper_tiny`).
+    DdcolorTiny,
 }
 
 impl Kind {
     /// Every kind, in the order detection reports them.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Eccv16,
         Kind::Siggraph17,
         Kind::DeoldifyArtistic,
         Kind::DeoldifyStable,
         Kind::DeoldifyVideo,
+        Kind::DdcolorLarge,
+        Kind::DdcolorTiny,
     ];
 
     /// The name used by `--kind` and in `config.json`.
@@ -73,12 +83,19 @@ impl Kind {
             Self::DeoldifyArtistic => "deoldify-artistic",
             Self::DeoldifyStable => "deoldify-stable",
             Self::DeoldifyVideo => "deoldify-video",
+            Self::DdcolorLarge => "ddcolor-large",
+            Self::DdcolorTiny => "ddcolor-tiny",
         }
     }
 
     /// The kind named `name` (`eccv16`).
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether the kind is one of DDColor's.
+    pub fn is_ddcolor(self) -> bool {
+        matches!(self, Self::DdcolorLarge | Self::DdcolorTiny)
     }
 }
 
@@ -126,6 +143,16 @@ pub enum ImportError {
         /// The checkpoint.
         path: PathBuf,
         /// Which kinds came closest and which key decided.
+        reason: String,
+    },
+    /// `--kind` named a network the checkpoint is not (its keys say which one it is).
+    #[error("{path}: not a {wanted} checkpoint: {reason}")]
+    WrongKind {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The kind asked for.
+        wanted: Kind,
+        /// The key that decided, and what the checkpoint looks like instead.
         reason: String,
     },
     /// A known network that cannot be imported yet.
@@ -202,7 +229,7 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, ImportError> {
     }
     let all = reader.tensors();
     // A wrapper dict shows as a common first path component.
-    let prefix = ["model.", "state_dict."]
+    let prefix = ["model.", "state_dict.", "params."]
         .into_iter()
         .find(|p| !all.is_empty() && all.keys().all(|k| k.starts_with(p)))
         .unwrap_or("");
@@ -279,6 +306,21 @@ pub fn detect(checkpoint: &Checkpoint) -> Result<Kind, ImportError> {
     let t = &checkpoint.tensors;
     let shape = |k: &str| t.get(k).map(|t| t.shape.as_slice());
     let path = checkpoint.path.clone();
+    // DDColor: a ConvNeXt stem under `encoder.arch`; ConvNeXt-L has 27 blocks in its third
+    // stage, ConvNeXt-T 9 (ddcolor.md §2, §3.5).
+    if t.contains_key(DDCOLOR_KEY) {
+        return match ddcolor_depths(t)[2] {
+            27 => Ok(Kind::DdcolorLarge),
+            9 => Ok(Kind::DdcolorTiny),
+            n => Err(ImportError::UnknownKind {
+                path,
+                reason: format!(
+                    "closest: DDColor ({DDCOLOR_KEY}), but its third ConvNeXt stage has {n} \
+                     blocks, neither ConvNeXt-L's 27 nor ConvNeXt-T's 9"
+                ),
+            }),
+        };
+    }
     // siggraph17 shares eccv16's block names; its first convolution takes L, ab hints and a mask.
     match shape("model1.0.weight") {
         Some([_, 1, 3, 3]) => {}
@@ -325,6 +367,45 @@ pub fn detect(checkpoint: &Checkpoint) -> Result<Kind, ImportError> {
                 "closest: eccv16, {found} of its 9 block keys present; {} decided",
                 other.unwrap_or_else(|| "model1.0.weight's shape".into())
             ),
+        }),
+    }
+}
+
+/// The key every DDColor checkpoint has: the ConvNeXt stem's convolution.
+const DDCOLOR_KEY: &str = "encoder.arch.downsample_layers.0.0.weight";
+
+/// Blocks per ConvNeXt stage in a DDColor checkpoint (`encoder.arch.stages.{i}.{j}.*`).
+fn ddcolor_depths(t: &BTreeMap<String, TensorData>) -> [usize; 4] {
+    let mut depths = [0; 4];
+    for (i, d) in depths.iter_mut().enumerate() {
+        let stage = format!("encoder.arch.stages.{i}.");
+        *d = t
+            .keys()
+            .filter_map(|k| k.strip_prefix(&stage))
+            .filter_map(|rest| rest.split('.').next()?.parse::<usize>().ok())
+            .max()
+            .map_or(0, |b| b + 1);
+    }
+    depths
+}
+
+/// The checkpoint's `mean` or `std` buffer (`[1, 3, 1, 1]`) as three values.
+fn channel_stats(
+    path: &Path,
+    t: &BTreeMap<String, TensorData>,
+    key: &str,
+) -> Result<[f32; 3], ModelError> {
+    let found = t.get(key).ok_or_else(|| ModelError::MissingWeight {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+    })?;
+    match <[f32; 3]>::try_from(found.values.as_slice()) {
+        Ok(v) if found.shape == [1, 3, 1, 1] => Ok(v),
+        _ => Err(ModelError::WeightShape {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            expected: vec![1, 3, 1, 1],
+            found: found.shape.clone(),
         }),
     }
 }
@@ -453,6 +534,36 @@ pub fn model_config(
                 description: description.into(),
             })
         }
+        Kind::DdcolorLarge | Kind::DdcolorTiny => {
+            let (network, description) = if kind == Kind::DdcolorLarge {
+                (
+                    DdcolorConfig::large(),
+                    "DDColor (Kang et al. 2023, ICCV; ConvNeXt-L encoder, dual decoders), imported from PyTorch",
+                )
+            } else {
+                (
+                    DdcolorConfig::tiny(),
+                    "DDColor tiny (Kang et al. 2023, ICCV; ConvNeXt-T encoder, dual decoders), imported from PyTorch",
+                )
+            };
+            Ok(ModelConfig {
+                network: NetworkConfig::Ddcolor(network),
+                // ddcolor.md §3.0, §4: gray RGB normalised with the checkpoint's own mean/std
+                // buffers in, CIELAB ab (OpenCV float units) out, a 512x512 square.
+                io: ModelIo {
+                    input: InputKind::GrayRgb {
+                        mean: channel_stats(path, tensors, "mean")?,
+                        std: channel_stats(path, tensors, "std")?,
+                    },
+                    output: OutputKind::Ab { scale: 1.0 },
+                    size: SizeRule::Square { multiple: 32 },
+                    pipeline: Pipeline::Ddcolor,
+                },
+                render_size: 512,
+                saturation: 1.0,
+                description: description.into(),
+            })
+        }
     }
 }
 
@@ -561,10 +672,40 @@ pub fn import(
 ) -> Result<ImportReport, ImportError> {
     let checkpoint = read_checkpoint(path)?;
     let kind = match kind {
-        Some(k) => k,
+        Some(k) => {
+            check_kind(&checkpoint, k)?;
+            k
+        }
         None => detect(&checkpoint)?,
     };
     import_tensors(&checkpoint, kind, out, overwrite)
+}
+
+/// Refuses a DDColor `--kind` for a checkpoint without DDColor's stem (and the other kinds for
+/// a DDColor checkpoint), naming what the keys say it is, before any work.
+///
+/// # Errors
+/// [`ImportError::WrongKind`].
+pub fn check_kind(checkpoint: &Checkpoint, kind: Kind) -> Result<(), ImportError> {
+    let is_ddcolor = checkpoint.tensors.contains_key(DDCOLOR_KEY);
+    if kind.is_ddcolor() == is_ddcolor {
+        return Ok(());
+    }
+    let looks_like = match detect(checkpoint) {
+        Ok(k) => format!("it looks like {k}"),
+        Err(ImportError::UnknownKind { reason, .. }) => format!("no known kind fits ({reason})"),
+        Err(e) => e.to_string(),
+    };
+    let reason = if kind.is_ddcolor() {
+        format!("it has no {DDCOLOR_KEY}; {looks_like}")
+    } else {
+        format!("it has {DDCOLOR_KEY}, DDColor's ConvNeXt stem; {looks_like}")
+    };
+    Err(ImportError::WrongKind {
+        path: checkpoint.path.clone(),
+        wanted: kind,
+        reason,
+    })
 }
 
 /// As [`import`], from tensors already read.
@@ -582,8 +723,25 @@ pub fn import_tensors(
         Kind::DeoldifyArtistic | Kind::DeoldifyStable | Kind::DeoldifyVideo => {
             fold_reparameterisations(&checkpoint.path, &checkpoint.tensors)?
         }
+        Kind::DdcolorLarge | Kind::DdcolorTiny => {
+            fold_reparameterisations(&checkpoint.path, &checkpoint.tensors)?
+        }
     };
     let config = model_config(kind, &checkpoint.path, &tensors)?;
+    let tensors = if kind.is_ddcolor() {
+        // `mean`/`std` are now the config's input normalisation; the classifier's final norm
+        // and an old release's classifier head (`head_cls`) are not used for colour.
+        let mut tensors = tensors;
+        tensors.retain(|k, _| {
+            !(k == "mean"
+                || k == "std"
+                || k.starts_with("encoder.arch.norm.")
+                || k.starts_with("encoder.arch.head_cls."))
+        });
+        tensors
+    } else {
+        tensors
+    };
     // Building the graph checks every key and shape, and that no tensor is left over.
     let weights = Weights::from_map(tensors.into_iter().collect(), &checkpoint.path);
     config.network.graph(&weights, Isa::detect())?;

@@ -2,6 +2,8 @@
 //! zip and legacy formats, a raw and a wrapped state dict, the imported folder's outputs against
 //! PyTorch's, kind detection, and bad files that must fail without writing anything.
 
+mod ddcolor;
+
 use std::path::{Path, PathBuf};
 
 use burn::prelude::Device;

@@ -383,6 +383,12 @@ fn process(
     if let Some(hook) = &ctx.before_decode {
         hook(&job.bytes);
     }
+    // A render size the model's network cannot take (DDColor's multiples of 32) is refused
+    // before any work.
+    if let (Some(asked), Some(Some(colorizer))) = (job.render_size, models.get(job.model)) {
+        colorize_models::source::check_render_size(colorizer, asked)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
     let decoded = decode_image_bytes(&job.bytes, Path::new("upload"), &ctx.limits)
         .map_err(from_decode_error)?;
     let slot = models
