@@ -620,7 +620,41 @@ impl Graph {
         outputs: usize,
         residual: Option<Value>,
     ) -> Result<Value, EngineError> {
-        let c = self.channels(x);
+        self.token_projection_grouped(x, tokens, mix, outputs, 1, residual)
+    }
+
+    /// [`Graph::token_projection`] taken before a pixel shuffle: `x` is `[batch, H, W, C · s]`
+    /// with the `s = group` sub-pixels of channel `c` at `c · s + k` (the input of a pixel
+    /// shuffle by `√s`), and output channel `o · s + k` is `Σ_c x[b, p, c · s + k] · W_b[o][c]
+    /// (+ residual)`: `[batch, H, W, outputs · s]`, whose pixel shuffle by `√s` is the
+    /// projection of the shuffled `C`-channel map. DDColor takes its query-map projection this
+    /// way, before its last pixel shuffle (x4, `s = 16`) and blur, so the 256-channel
+    /// full-resolution map never exists.
+    ///
+    /// # Errors
+    /// As [`Graph::token_projection`], with `tokens` having `C` channels and `x` `C · group`;
+    /// [`EngineError::Shape`] for a `group` of 0 or above 64.
+    pub fn token_projection_grouped(
+        &mut self,
+        x: Value,
+        tokens: Value,
+        mix: Vec<f32>,
+        outputs: usize,
+        group: usize,
+        residual: Option<Value>,
+    ) -> Result<Value, EngineError> {
+        if group == 0 || group > crate::ops::token_projection::MAX_GROUP {
+            return Err(EngineError::Shape(format!(
+                "token projection: a group of {group} sub-pixels is outside 1..=64"
+            )));
+        }
+        if !self.channels(x).is_multiple_of(group) {
+            return Err(EngineError::Shape(format!(
+                "token projection: {} channels are not groups of {group}",
+                self.channels(x)
+            )));
+        }
+        let c = self.channels(x) / group;
         if outputs == 0 || mix.is_empty() || !mix.len().is_multiple_of(outputs) {
             return Err(EngineError::Shape(format!(
                 "token projection to {outputs} outputs got {} mixing weights",
@@ -634,11 +668,12 @@ impl Graph {
             )));
         }
         if let Some(r) = residual
-            && self.channels(r) != outputs
+            && self.channels(r) != outputs * group
         {
             return Err(EngineError::Shape(format!(
-                "token projection: residual has {} channels, the output {outputs}",
-                self.channels(r)
+                "token projection: residual has {} channels, the output {}",
+                self.channels(r),
+                outputs * group
             )));
         }
         let isa = self.isa();
@@ -650,6 +685,7 @@ impl Graph {
             inputs,
             in_channels: c,
             outputs,
+            group,
             mix,
             isa,
         }))

@@ -774,3 +774,74 @@ fn multi_head_attention_survives_large_scores() {
         assert!(e < 1e-4, "{isa}: relative error {e:e}");
     }
 }
+
+/// The grouped projection taken before a pixel shuffle equals the plain projection of the
+/// shuffled map (DDColor's last pixel shuffle x4: 16 sub-pixels), on every kernel family.
+#[test]
+fn grouped_token_projection_equals_projecting_the_shuffled_map() {
+    let mut rng = StdRng::seed_from_u64(31);
+    for isa in families() {
+        for (b, h, w, c, r, nt, outputs, residual) in [
+            (2, 3, 5, 8, 2, 6, 2, true),
+            (1, 4, 3, 32, 4, 10, 2, false),
+            (2, 2, 2, 5, 4, 3, 3, true),
+        ] {
+            let s = r * r;
+            let x = random(b * h * w * c * s, &mut rng);
+            let tokens = random(nt * c, &mut rng);
+            let mix = random(outputs * nt, &mut rng);
+            let res = random(h * r * w * r * outputs, &mut rng);
+            let run = |grouped: bool| {
+                let (mut g, x0) = Graph::new(c * s);
+                // A 1x1 identity first, so the ops run on the family under test.
+                let eye: Vec<f32> = (0..c * s * c * s)
+                    .map(|i| if i / (c * s) == i % (c * s) { 1.0 } else { 0.0 })
+                    .collect();
+                let xs = g
+                    .conv(
+                        x0,
+                        linear("x", c * s, c * s, &eye, None, Activation::None, isa),
+                        None,
+                    )
+                    .unwrap();
+                let t = g.constant(tokens.clone(), 1, nt, c).unwrap();
+                let y = if grouped {
+                    let z = g
+                        .token_projection_grouped(xs, t, mix.clone(), outputs, s, None)
+                        .unwrap();
+                    g.pixel_shuffle(z, r).unwrap()
+                } else {
+                    let up = g.pixel_shuffle(xs, r).unwrap();
+                    g.token_projection(up, t, mix.clone(), outputs, None)
+                        .unwrap()
+                };
+                let y = if residual {
+                    let rv = g.constant(res.clone(), h * r, w * r, outputs).unwrap();
+                    // Same residual for both batch items in this check.
+                    g.add(y, rv).unwrap()
+                } else {
+                    y
+                };
+                g.set_output(y);
+                g.run(&x, b, h, w).unwrap()
+            };
+            let (got, want) = (run(true), run(false));
+            let e = rel_error(&got, &want);
+            assert!(e < 1e-5, "{isa} {b}x{h}x{w} c{c} r{r}: {e:e}");
+        }
+    }
+    let (mut g, x0) = Graph::new(12);
+    let t = g.constant(vec![0.0; 3 * 4], 1, 3, 4).unwrap();
+    assert!(
+        g.token_projection_grouped(x0, t, vec![0.0; 6], 2, 0, None)
+            .is_err()
+    );
+    assert!(
+        g.token_projection_grouped(x0, t, vec![0.0; 6], 2, 5, None)
+            .is_err()
+    );
+    assert!(
+        g.token_projection_grouped(x0, t, vec![0.0; 6], 2, 3, None)
+            .is_ok()
+    );
+}

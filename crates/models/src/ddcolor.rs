@@ -35,9 +35,13 @@
 //!   (`color_embed`) give each query a colour embedding of out3's width.
 //! - **Fusion head** (`refine_net.0.0`): a 1x1 convolution with bias over the Q query maps
 //!   `einsum("bqc,bchw->bqhw", e, out3)` and the normalised input. Its query part is applied to
-//!   the embeddings before the einsum (`W_q · e`, a `[2, C]` matrix per photo,
-//!   [`colorize_engine::Graph::token_projection`]), so the Q full-size maps never exist: the
-//!   same sum in another order, 2 instead of Q multiply-adds per pixel and channel.
+//!   the embeddings before the einsum (`W_q · e`, a `[2, C]` matrix per photo), so the Q
+//!   full-size maps never exist: the same sum in another order, 2 instead of Q multiply-adds per
+//!   pixel and channel. And as that projection, the pixel shuffle and the blur are all linear
+//!   and the same at every pixel, the projection is taken before the last shuffle, on its 16
+//!   interleaved sub-pixels ([`colorize_engine::Graph::token_projection_grouped`]): out3
+//!   (`[B, H, W, nf/2]`, 256 MiB at 512x512) is never built either, and only 2 channels are
+//!   shuffled and blurred.
 //!
 //! The weights are read in their folded form: `colorize import` (`colorize-import`) folds the
 //! spectral norms into plain weights and takes `mean`/`std` into the model's I/O contract. Widths
@@ -483,9 +487,10 @@ pub fn graph(config: &DdcolorConfig, w: &Weights, isa: Isa) -> Result<Graph, Mod
         Activation::Relu,
         isa,
     )?;
+    // out3 = blur(pixel_shuffle(t, 4)) is never built: the projection below is linear and the
+    // same at every pixel, so it is taken on t's 16 interleaved sub-pixels per channel, and the
+    // 2-channel result is shuffled and blurred (Graph::token_projection_grouped).
     let t = g.conv(out2.0, last, None)?;
-    let t = g.pixel_shuffle(t, 4)?;
-    let out3 = g.blur(t);
     let e = color_decoder(
         &mut g,
         [out0, out1, out2],
@@ -520,7 +525,10 @@ pub fn graph(config: &DdcolorConfig, w: &Weights, isa: Isa) -> Result<Graph, Mod
         isa,
     )?;
     let residual = g.conv(x, input_conv, None)?;
-    let y = g.token_projection(out3, e, mix, outputs, Some(residual))?;
+    let z = g.token_projection_grouped(t, e, mix, outputs, 16, None)?;
+    let z = g.pixel_shuffle(z, 4)?;
+    let z = g.blur(z);
+    let y = g.add(z, residual)?;
     g.set_output(y);
     w.check_all_used()?;
     Ok(g)

@@ -5,6 +5,12 @@
 //! the op first mixes the tokens, `W[o][c] = Σ_n mix[o][n] · tokens[n][c]` (`outputs x C`, tiny),
 //! then takes one dot product of length `C` per pixel and output — never materialising the
 //! `N`-channel query maps (100 channels at full resolution in DDColor).
+//!
+//! With `group = s > 1` the map's channels are `C · s` interleaved as `c · s + k` (the input of
+//! a pixel shuffle by `√s`): output `o · s + k` is `Σ_c W[o][c] · x[c · s + k]`, which is the
+//! projection of the shuffled map taken before the shuffle. DDColor runs its projection there,
+//! at a sixteenth of the pixels, and shuffles and blurs the 2-channel result instead of the
+//! `C`-channel map (both are linear and the same at every pixel).
 
 use rayon::prelude::*;
 
@@ -17,9 +23,11 @@ use crate::isa::Isa;
 pub(crate) struct TokenProjection {
     /// `[x, tokens]` or `[x, tokens, residual]`.
     pub inputs: Vec<Value>,
-    /// Channels of `x` and `tokens`.
+    /// Channels of `tokens` (`x` has `in_channels · group`).
     pub in_channels: usize,
     pub outputs: usize,
+    /// Interleaved sub-pixels per channel of `x` (1: a plain projection).
+    pub group: usize,
     /// `[outputs, N]` row-major.
     pub mix: Vec<f32>,
     pub isa: Isa,
@@ -70,6 +78,77 @@ unsafe fn row(
     }
 }
 
+/// Largest `group` of [`row_grouped`] (its accumulators live on the stack).
+pub(crate) const MAX_GROUP: usize = 64;
+
+/// One row of `width` pixels of the grouped form: `out[p][o·s + k] = Σ_c w[o][c] · x[p][c·s + k]
+/// (+ res[p][o·s + k])`, the `s` sub-pixels of a channel summed as one vector.
+///
+/// # Safety
+/// As [`row`], with `x` holding `w.len() / outputs · group` channels and `out`, `res`
+/// `outputs · group`; `group <= MAX_GROUP`.
+#[inline(always)]
+unsafe fn row_grouped(
+    x: &crate::conv::Src,
+    out: &crate::conv::Dst,
+    res: Option<&crate::conv::Src>,
+    w: &[f32],
+    outputs: usize,
+    group: usize,
+    pixels: std::ops::Range<usize>,
+) {
+    let c = w.len() / outputs;
+    let s = group;
+    for p in pixels {
+        // SAFETY: the caller's contract.
+        let px = unsafe { std::slice::from_raw_parts(x.pixel(p), c * s) };
+        // SAFETY: the caller's contract.
+        let o_px = unsafe { std::slice::from_raw_parts_mut(out.pixel(p), outputs * s) };
+        for o in 0..outputs {
+            let wo = &w[o * c..][..c];
+            let mut acc = [0f32; MAX_GROUP];
+            let acc = &mut acc[..s];
+            for (&wc, xs) in wo.iter().zip(px.chunks_exact(s)) {
+                for (a, &v) in acc.iter_mut().zip(xs) {
+                    *a += wc * v;
+                }
+            }
+            let dst = &mut o_px[o * s..][..s];
+            dst.copy_from_slice(acc);
+            if let Some(r) = res {
+                // SAFETY: the caller's contract.
+                let r = unsafe { std::slice::from_raw_parts(r.pixel(p).add(o * s), s) };
+                dst.iter_mut().zip(r).for_each(|(d, &v)| *d += v);
+            }
+        }
+    }
+}
+
+/// [`row`] or [`row_grouped`] for `group`.
+///
+/// # Safety
+/// As those.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn any_row(
+    x: &crate::conv::Src,
+    out: &crate::conv::Dst,
+    res: Option<&crate::conv::Src>,
+    w: &[f32],
+    outputs: usize,
+    group: usize,
+    pixels: std::ops::Range<usize>,
+) {
+    // SAFETY: forwarded.
+    unsafe {
+        if group == 1 {
+            row(x, out, res, w, outputs, pixels)
+        } else {
+            row_grouped(x, out, res, w, outputs, group, pixels)
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn row_avx512(
@@ -78,10 +157,11 @@ unsafe fn row_avx512(
     res: Option<&crate::conv::Src>,
     w: &[f32],
     outputs: usize,
+    group: usize,
     pixels: std::ops::Range<usize>,
 ) {
     // SAFETY: forwarded.
-    unsafe { row(x, out, res, w, outputs, pixels) }
+    unsafe { any_row(x, out, res, w, outputs, group, pixels) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -92,10 +172,11 @@ unsafe fn row_avx2(
     res: Option<&crate::conv::Src>,
     w: &[f32],
     outputs: usize,
+    group: usize,
     pixels: std::ops::Range<usize>,
 ) {
     // SAFETY: forwarded.
-    unsafe { row(x, out, res, w, outputs, pixels) }
+    unsafe { any_row(x, out, res, w, outputs, group, pixels) }
 }
 
 impl Node for TokenProjection {
@@ -104,7 +185,7 @@ impl Node for TokenProjection {
     }
 
     fn channels(&self) -> usize {
-        self.outputs
+        self.outputs * self.group
     }
 
     fn output_shape(
@@ -148,7 +229,7 @@ impl Node for TokenProjection {
         let x = (io.src)(self.inputs[0]);
         let tokens = (io.src)(self.inputs[1]);
         let res = self.inputs.get(2).map(|&r| (io.src)(r));
-        let (c, outputs, out) = (self.in_channels, self.outputs, io.out);
+        let (c, outputs, group, out) = (self.in_channels, self.outputs, self.group, io.out);
         let n = tokens.height * tokens.width;
         let oc = outputs * c;
         // SAFETY: the scratch holds `batch · outputs · c` floats (`scratch_len`), overlapping
@@ -181,10 +262,10 @@ impl Node for TokenProjection {
             unsafe {
                 match isa {
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => row_avx512(&x, &out, res.as_ref(), w, outputs, pixels),
+                    Isa::Avx512 => row_avx512(&x, &out, res.as_ref(), w, outputs, group, pixels),
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => row_avx2(&x, &out, res.as_ref(), w, outputs, pixels),
-                    _ => row(&x, &out, res.as_ref(), w, outputs, pixels),
+                    Isa::Avx2 => row_avx2(&x, &out, res.as_ref(), w, outputs, group, pixels),
+                    _ => any_row(&x, &out, res.as_ref(), w, outputs, group, pixels),
                 }
             }
         });
@@ -195,6 +276,6 @@ impl Node for TokenProjection {
     }
 
     fn flop(&self, batch: usize, height: usize, width: usize) -> f64 {
-        2.0 * (batch * height * width * self.outputs * self.in_channels) as f64
+        2.0 * (batch * height * width * self.outputs * self.in_channels * self.group) as f64
     }
 }
