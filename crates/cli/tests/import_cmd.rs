@@ -213,3 +213,75 @@ fn render_factor_is_deoldify_s_render_size_in_units_of_16() {
         .code(2)
         .stderr(predicate::str::contains("cannot be used with"));
 }
+
+/// DDColor (the reduced tiny fixture of scripts/reference/ddcolor.py): imported with `--kind`,
+/// run by `colorize image --model` through DDColor's own pipeline at a render size, which keeps
+/// the photo's size; a render size the network cannot take, and a `--kind` the checkpoint is
+/// not, are one line on stderr before any work, with nothing written.
+#[test]
+fn imported_ddcolor_folder_colourises_a_photo_and_refuses_what_it_cannot_take() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("ddcolor");
+    colorize()
+        .args(["import", "--kind", "ddcolor-tiny", "--out"])
+        .arg(&model)
+        .arg(fixtures.join("ddcolor-tiny/checkpoint.pth"))
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("imported ddcolor-tiny"));
+    let input = shared_data().join("historical/1916Sweeden.jpg");
+    let out = dir.path().join("out");
+    colorize()
+        .args(["image", "--render-size", "64", "--format", "png", "--model"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&out)
+        .arg(&input)
+        .assert()
+        .success();
+    let original = image::open(&input).unwrap();
+    let photo = image::open(out.join("1916Sweeden.png"))
+        .unwrap()
+        .into_rgb8();
+    assert_eq!(photo.dimensions(), (original.width(), original.height()));
+    // Random weights, but colour all the same: the pipeline joined the network's ab.
+    assert!(
+        photo.pixels().any(|p| p.0[0].abs_diff(p.0[2]) > 8),
+        "the photo stayed gray"
+    );
+    let refused = |args: &[&str], out: &std::path::Path, message: &str| {
+        let assert = colorize().args(args).arg(out).arg(&input).assert().code(3);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(message), "{stderr}");
+        assert!(!out.exists(), "{} was written", out.display());
+    };
+    let model_arg = model.to_str().unwrap();
+    refused(
+        &[
+            "image",
+            "--render-size",
+            "100",
+            "--model",
+            model_arg,
+            "--out",
+        ],
+        &dir.path().join("odd"),
+        "render size 100: this DDColor model takes a square whose side is a multiple of 32 (try 96 or 128",
+    );
+    let other = dir.path().join("other");
+    let assert = colorize()
+        .args(["import", "--kind", "ddcolor-large", "--out"])
+        .arg(&other)
+        .arg(fixtures.join("deoldify/checkpoint.pth"))
+        .assert()
+        .code(3);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("not a ddcolor-large checkpoint") && stderr.contains("deoldify-artistic"),
+        "{stderr}"
+    );
+    assert!(!other.exists());
+}

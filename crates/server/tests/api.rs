@@ -614,3 +614,57 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// An imported DDColor (the reduced tiny fixture of scripts/reference/ddcolor.py) chosen by name:
+/// it runs at a render size it takes, and a render size its network cannot take (not a multiple
+/// of 32) is a 400 naming the sizes that work, with nothing stored.
+#[tokio::test]
+async fn an_imported_ddcolor_model_runs_and_refuses_a_render_size_it_cannot_take() {
+    let models = tempfile::tempdir().expect("tempdir");
+    let dir = models.path().join("ddc");
+    colorize_import::import(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../models/tests/fixtures/ddcolor-tiny/checkpoint.pth"),
+        None,
+        &dir,
+        false,
+    )
+    .expect("the DDColor fixture imports");
+    let t = TestApp::with(|c| {
+        c.models.push(colorize_server::ModelSource::Dir {
+            name: "ddc".into(),
+            path: dir.clone(),
+        })
+    });
+    let png = gray_image(96, 64, ImageFormat::Png);
+    let r = t
+        .send(upload_request(&[
+            ("image", Some("photo.png"), &png),
+            ("model", None, b"ddc"),
+            ("render_size", None, b"64"),
+        ]))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v = json(r).await;
+    assert_eq!(
+        (v["model"].as_str(), v["width"].as_u64()),
+        (Some("ddc"), Some(96))
+    );
+    let stored = t.assert_store_complete();
+    let r = t
+        .send(upload_request(&[
+            ("image", Some("photo.png"), &png),
+            ("model", None, b"ddc"),
+            ("render_size", None, b"100"),
+        ]))
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v = json(r).await;
+    assert_eq!(v["error_type"], "bad_request", "{v}");
+    let message = v["error"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("multiple of 32") && message.contains("try 96 or 128"),
+        "{v}"
+    );
+    assert_eq!(t.assert_store_complete(), stored);
+}
