@@ -6,6 +6,7 @@
 //! trainer). Errors print as one line (`error: <input>: <what>`), never a panic; exit codes are
 //! listed in `--help`.
 
+mod batch;
 mod bench;
 mod commands;
 mod import;
@@ -67,6 +68,10 @@ enum Command {
     /// Measure flicker (warping error, CDC), colourfulness and PSNR of frame-by-frame and
     /// temporal colourisation on a colour video (made gray first).
     EvalVideo(video::EvalVideoArgs),
+    /// Colourise one shard of a collection in object storage (s3://, gs://, az://, file:// or a
+    /// folder) for a batch engine (Kubernetes Indexed Job, AWS Batch array job), or merge the
+    /// shards' reports (`--summary`).
+    Batch(batch::BatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +93,7 @@ fn main() -> ExitCode {
         Command::Import(a) => import::import(a),
         Command::Video(a) => video::video(a),
         Command::EvalVideo(a) => video::eval_video(a),
+        Command::Batch(a) => batch::batch(a),
     };
     match result {
         Ok(code) => code,

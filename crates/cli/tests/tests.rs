@@ -1,6 +1,7 @@
 //! End-to-end tests of the `colorize` binary (assert_cmd) on temporary folders of real photos
 //! from ../shared/data, including corrupt files and names with spaces and commas.
 
+mod batch_cmd;
 mod device_cmd;
 mod engine_cmd;
 mod eval;
