@@ -165,8 +165,7 @@ impl Linear<'_> {
         let bias = w.tensor(bias_name, &[out_all])?;
         let (start, rows) = self.rows.unwrap_or((0, out_all));
         let mut weight = weight[start * cin..(start + rows) * cin].to_vec();
-        let bias = bias[start..start + rows].to_vec();
-        let mut bias = bias;
+        let mut bias = bias[start..start + rows].to_vec();
         if let Some(scale) = self.scale {
             for (o, &s) in scale.iter().enumerate() {
                 weight[o * cin..(o + 1) * cin]
