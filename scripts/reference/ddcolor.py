@@ -725,8 +725,8 @@ def write_fixture(variant, outdir, omit=()):
 # ----------------------------------------------------------------------------------------------------
 # Photo pipeline (section 4)
 
-PHOTO_SRC = "NewspaperCivilWar1863.jpg"  # /work/shared/data/historical/, 564x403, public domain (1863)
-COLOUR_SRC = "kodim23.png"               # /work/shared/data/val/kodak/, 768x512, Kodak suite
+PHOTO_SRC = "NewspaperCivilWar1863.jpg"  # ../shared/data/historical/, 564x403, public domain (1863)
+COLOUR_SRC = "kodim23.png"               # ../shared/data/val/kodak/, 768x512, Kodak suite
 DATA = os.path.join(REPO, "..", "shared", "data")
 
 
