@@ -51,6 +51,7 @@
 use colorize_engine::{Activation, ConvSpec, Graph, Isa, PackedConv, Value};
 use serde::{Deserialize, Serialize};
 
+use crate::blocks::fastai::{custom_conv, shuffle_up};
 use crate::error::ModelError;
 use crate::layers::{ConvGeometry, batch_norm_affine, conv};
 use crate::weights::Weights;
@@ -300,32 +301,14 @@ fn unet_block(
     let shuf = w.pp("shuf").pp("conv");
     let n_out = dim(&shuf.pp(0), "weight", 0)? / 4;
     expect(&shuf.pp(0), "weight", &[4 * n_out, up_channels, 1, 1])?;
-    let c = conv(
-        &shuf.pp(0),
-        Some(&shuf.pp(1)),
-        ConvGeometry::new(1, 0),
-        Activation::Relu,
-        isa,
-    )?;
-    let t = g.conv(up_in, c, None)?;
-    let t = g.pixel_shuffle(t, 2)?;
-    let up = g.blur(t);
+    let up = shuffle_up(g, up_in, &shuf.pp(0), Some(&shuf.pp(1)), 2, isa)?;
     let (scale, shift) = batch_norm_affine(&w.pp("bn"), skip_channels)?;
     // ReLU(cat(up, bn(skip))): `up` is already >= 0 (a blur of ReLU outputs).
     let s = g.affine(skip, scale, shift, Activation::Relu)?;
     let cat = g.concat(&[up, s])?;
     let main = w.pp("conv");
     expect(&main.pp(0), "weight", &[n_out, n_out + skip_channels, 3, 3])?;
-    let c = conv(
-        &main.pp(0),
-        None,
-        ConvGeometry::new(1, 1),
-        Activation::Relu,
-        isa,
-    )?;
-    let y = g.conv(cat, c, None)?;
-    let (scale, shift) = batch_norm_affine(&main.pp(2), n_out)?;
-    Ok((g.affine(y, scale, shift, Activation::None)?, n_out))
+    Ok((custom_conv(g, cat, &main, 1, isa)?, n_out))
 }
 
 /// `out = LN(residual + out_proj(MHA(q_in, k_in, v_in)))` with `nn.MultiheadAttention`'s
@@ -480,7 +463,7 @@ pub fn graph(config: &DdcolorConfig, w: &Weights, isa: Isa) -> Result<Graph, Mod
     let embed = dim(&last_w, "weight", 0)? / 16;
     expect(&last_w, "weight", &[16 * embed, out2.1, 1, 1])?;
     let last = conv(
-        &dec.pp("last_shuf").pp("conv").pp(0),
+        &last_w,
         None,
         ConvGeometry::new(1, 0).with_bias(),
         Activation::Relu,

@@ -23,9 +23,10 @@
 //! multiple of 16 (DeOldify: `render_factor · 16`); the output is RGB in the same normalised
 //! space, in `-3..3`. There is no burn module: the network is for inference only.
 
-use colorize_engine::{Activation, Graph, Isa, ResizeMode, Value};
+use colorize_engine::{Activation, Graph, Isa, ResizeMode};
 use serde::{Deserialize, Serialize};
 
+use crate::blocks::fastai::{custom_conv, out_channels, shuffle_up};
 use crate::blocks::resnet::{bottleneck_graph, stage_graph};
 use crate::blocks::self_attention::self_attention_graph;
 use crate::error::ModelError;
@@ -70,58 +71,6 @@ impl DeoldifyConfig {
             depths: [3, 4, 23, 3],
         }
     }
-}
-
-/// The first dimension of `w.weight` (a convolution's output channels).
-fn out_channels(w: &Weights) -> Result<usize, ModelError> {
-    let t = w.get("weight")?;
-    t.shape
-        .first()
-        .copied()
-        .ok_or_else(|| ModelError::WeightShape {
-            path: w.path().to_path_buf(),
-            key: w.key("weight"),
-            expected: vec![0, 0, 0, 0],
-            found: t.shape.clone(),
-        })
-}
-
-/// fastai's `custom_conv_layer` as DeOldify's decoder uses it: conv (no bias) → ReLU → batch
-/// norm (`w.0`, `w.2`).
-fn custom_conv(
-    g: &mut Graph,
-    x: Value,
-    w: &Weights,
-    pad: usize,
-    isa: Isa,
-) -> Result<Value, ModelError> {
-    let c = conv(
-        &w.pp(0),
-        None,
-        ConvGeometry::new(1, pad),
-        Activation::Relu,
-        isa,
-    )?;
-    let y = g.conv(x, c, None)?;
-    let (scale, shift) = batch_norm_affine(&w.pp(2), out_channels(&w.pp(0))?)?;
-    Ok(g.affine(y, scale, shift, Activation::None)?)
-}
-
-/// `CustomPixelShuffle_ICNR` / `PixelShuffle_ICNR`: a 1x1 convolution (with `bn` folded in, or
-/// its own bias) with ReLU, pixel shuffle x2, blur.
-fn shuffle_up(
-    g: &mut Graph,
-    x: Value,
-    w: &Weights,
-    bn: Option<&Weights>,
-    isa: Isa,
-) -> Result<Value, ModelError> {
-    let mut geometry = ConvGeometry::new(1, 0);
-    geometry.bias = bn.is_none();
-    let c = conv(w, bn, geometry, Activation::Relu, isa)?;
-    let y = g.conv(x, c, None)?;
-    let y = g.pixel_shuffle(y, 2)?;
-    Ok(g.blur(y))
 }
 
 /// A DeOldify generator (Artistic: Deep over ResNet-34; Stable and Video: Wide over ResNet-101)
@@ -179,7 +128,7 @@ pub fn graph(config: &DeoldifyConfig, w: &Weights, isa: Isa) -> Result<Graph, Mo
         let b = layers.pp(block);
         let (skip, skip_channels) = skips.pop().expect("four skips");
         let shuf = b.pp("shuf").pp("conv");
-        let up = shuffle_up(&mut g, h, &shuf.pp(0), Some(&shuf.pp(1)), isa)?;
+        let up = shuffle_up(&mut g, h, &shuf.pp(0), Some(&shuf.pp(1)), 2, isa)?;
         let up = g.resize_like(up, skip, ResizeMode::Nearest);
         let (scale, shift) = batch_norm_affine(&b.pp("bn"), skip_channels)?;
         // ReLU(cat(up, bn(skip))): `up` is already >= 0 (a blur of ReLU outputs).
@@ -202,7 +151,7 @@ pub fn graph(config: &DeoldifyConfig, w: &Weights, isa: Isa) -> Result<Graph, Mo
         }
     }
     // Final x2 (weight-normed conv with bias), the input joined back, the residual block, RGB.
-    h = shuffle_up(&mut g, h, &layers.pp(8).pp("conv").pp(0), None, isa)?;
+    h = shuffle_up(&mut g, h, &layers.pp(8).pp("conv").pp(0), None, 2, isa)?;
     let cat = g.concat(&[h, x0])?;
     let res = layers.pp(10).pp("layers");
     let geometry = ConvGeometry::new(1, 1).with_bias();
