@@ -80,31 +80,54 @@ fn a_photo_is_not_a_checkpoint() {
 #[test]
 fn imported_deoldify_folder_colourises_a_photo_at_a_render_size() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("artistic");
+    let (_, photo) = import_and_colourise(dir.path(), "deoldify-artistic", "deoldify", "96");
+    let original = image::open(shared_data().join("historical/1916Sweeden.jpg")).unwrap();
+    assert_eq!(photo.width(), original.width());
+    assert_eq!(photo.height(), original.height());
+}
+
+/// Imports the fixture checkpoint `models/tests/fixtures/{folder}/checkpoint.pth` as `kind` into
+/// `dir/model` and colourises `historical/1916Sweeden.jpg` with it at `render_size` into
+/// `dir/out`: the model folder and the photo.
+fn import_and_colourise(
+    dir: &std::path::Path,
+    kind: &str,
+    folder: &str,
+    render_size: &str,
+) -> (PathBuf, image::RgbImage) {
+    let model = dir.join("model");
     colorize()
-        .args(["import", "--kind", "deoldify-artistic", "--out"])
+        .args(["import", "--kind", kind, "--out"])
         .arg(&model)
         .arg(
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../models/tests/fixtures/deoldify/checkpoint.pth"),
+                .join("../models/tests/fixtures")
+                .join(folder)
+                .join("checkpoint.pth"),
         )
         .assert()
         .success()
-        .stderr(predicate::str::contains("imported deoldify-artistic"));
-    let input = shared_data().join("historical/1916Sweeden.jpg");
-    let out = dir.path().join("out");
+        .stderr(predicate::str::contains(format!("imported {kind}")));
+    let out = dir.join("out");
     colorize()
-        .args(["image", "--render-size", "96", "--format", "png", "--model"])
+        .args([
+            "image",
+            "--render-size",
+            render_size,
+            "--format",
+            "png",
+            "--model",
+        ])
         .arg(&model)
         .arg("--out")
         .arg(&out)
-        .arg(&input)
+        .arg(shared_data().join("historical/1916Sweeden.jpg"))
         .assert()
         .success();
-    let original = image::open(&input).unwrap();
-    let photo = image::open(out.join("1916Sweeden.png")).unwrap();
-    assert_eq!(photo.width(), original.width());
-    assert_eq!(photo.height(), original.height());
+    let photo = image::open(out.join("1916Sweeden.png"))
+        .unwrap()
+        .into_rgb8();
+    (model, photo)
 }
 
 #[test]
@@ -222,28 +245,9 @@ fn render_factor_is_deoldify_s_render_size_in_units_of_16() {
 fn imported_ddcolor_folder_colourises_a_photo_and_refuses_what_it_cannot_take() {
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tests/fixtures");
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("ddcolor");
-    colorize()
-        .args(["import", "--kind", "ddcolor-tiny", "--out"])
-        .arg(&model)
-        .arg(fixtures.join("ddcolor-tiny/checkpoint.pth"))
-        .assert()
-        .success()
-        .stderr(predicate::str::contains("imported ddcolor-tiny"));
+    let (model, photo) = import_and_colourise(dir.path(), "ddcolor-tiny", "ddcolor-tiny", "64");
     let input = shared_data().join("historical/1916Sweeden.jpg");
-    let out = dir.path().join("out");
-    colorize()
-        .args(["image", "--render-size", "64", "--format", "png", "--model"])
-        .arg(&model)
-        .arg("--out")
-        .arg(&out)
-        .arg(&input)
-        .assert()
-        .success();
     let original = image::open(&input).unwrap();
-    let photo = image::open(out.join("1916Sweeden.png"))
-        .unwrap()
-        .into_rgb8();
     assert_eq!(photo.dimensions(), (original.width(), original.height()));
     // Random weights, but colour all the same: the pipeline joined the network's ab.
     assert!(

@@ -374,19 +374,18 @@ pub fn detect(checkpoint: &Checkpoint) -> Result<Kind, ImportError> {
 /// The key every DDColor checkpoint has: the ConvNeXt stem's convolution.
 const DDCOLOR_KEY: &str = "encoder.arch.downsample_layers.0.0.weight";
 
+/// Blocks under `prefix` (`prefix` + `{j}.…` keys): one more than the largest index `j`.
+fn block_count(t: &BTreeMap<String, TensorData>, prefix: &str) -> usize {
+    t.keys()
+        .filter_map(|k| k.strip_prefix(prefix))
+        .filter_map(|rest| rest.split('.').next()?.parse::<usize>().ok())
+        .max()
+        .map_or(0, |b| b + 1)
+}
+
 /// Blocks per ConvNeXt stage in a DDColor checkpoint (`encoder.arch.stages.{i}.{j}.*`).
 fn ddcolor_depths(t: &BTreeMap<String, TensorData>) -> [usize; 4] {
-    let mut depths = [0; 4];
-    for (i, d) in depths.iter_mut().enumerate() {
-        let stage = format!("encoder.arch.stages.{i}.");
-        *d = t
-            .keys()
-            .filter_map(|k| k.strip_prefix(&stage))
-            .filter_map(|rest| rest.split('.').next()?.parse::<usize>().ok())
-            .max()
-            .map_or(0, |b| b + 1);
-    }
-    depths
+    std::array::from_fn(|i| block_count(t, &format!("encoder.arch.stages.{i}.")))
 }
 
 /// The checkpoint's `mean` or `std` buffer (`[1, 3, 1, 1]`) as three values.
@@ -486,16 +485,8 @@ pub fn model_config(
             description: "Zhang et al. 2017 (SIGGRAPH), siggraph17, automatic mode, imported from PyTorch".into(),
         }),
         Kind::DeoldifyArtistic | Kind::DeoldifyStable | Kind::DeoldifyVideo => {
-            let mut depths = [0; 4];
-            for (i, d) in depths.iter_mut().enumerate() {
-                let stage = format!("layers.0.{}.", 4 + i);
-                let blocks = tensors
-                    .keys()
-                    .filter_map(|k| k.strip_prefix(&stage))
-                    .filter_map(|rest| rest.split('.').next()?.parse::<usize>().ok())
-                    .max();
-                *d = blocks.map_or(0, |b| b + 1);
-            }
+            let depths: [usize; 4] =
+                std::array::from_fn(|i| block_count(tensors, &format!("layers.0.{}.", 4 + i)));
             let (base, render_size, description) = match kind {
                 Kind::DeoldifyArtistic => (
                     DeoldifyConfig::artistic(),
@@ -720,12 +711,11 @@ pub fn import_tensors(
 ) -> Result<ImportReport, ImportError> {
     let tensors = match kind {
         Kind::Eccv16 | Kind::Siggraph17 => checkpoint.tensors.clone(),
-        Kind::DeoldifyArtistic | Kind::DeoldifyStable | Kind::DeoldifyVideo => {
-            fold_reparameterisations(&checkpoint.path, &checkpoint.tensors)?
-        }
-        Kind::DdcolorLarge | Kind::DdcolorTiny => {
-            fold_reparameterisations(&checkpoint.path, &checkpoint.tensors)?
-        }
+        Kind::DeoldifyArtistic
+        | Kind::DeoldifyStable
+        | Kind::DeoldifyVideo
+        | Kind::DdcolorLarge
+        | Kind::DdcolorTiny => fold_reparameterisations(&checkpoint.path, &checkpoint.tensors)?,
     };
     let config = model_config(kind, &checkpoint.path, &tensors)?;
     let tensors = if kind.is_ddcolor() {
