@@ -554,9 +554,9 @@ impl Graph {
     ///
     /// Both products run on the convolution micro-kernels, on the graph's kernel family (that
     /// of the last convolution added, else the best this CPU runs); the softmax uses a
-    /// vectorised exp; tasks are (head, tile of query rows) pairs, and each holds only its
-    /// tile's rows of scores (`mr x keys`). Planned scratch: `C · keys + keys · (C + nr)` floats
-    /// (packed `Kᵀ` and `V` of one batch item).
+    /// vectorised exp, online over chunks of 256 keys (FlashAttention's loop), so a task (a
+    /// head) holds only one chunk's packed keys, values and scores, never a `[queries, keys]`
+    /// matrix; no planned scratch.
     ///
     /// # Errors
     /// [`EngineError::Shape`] if `heads` is 0 or does not divide `C`, or the channel counts of

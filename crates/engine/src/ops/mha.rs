@@ -5,7 +5,7 @@
 use super::{Io, Node, ShapeError};
 use crate::graph::Value;
 use crate::isa::Isa;
-use crate::mha::{multi_head_attention, scratch_len};
+use crate::mha::multi_head_attention;
 
 /// The multi-head attention op of a graph.
 #[derive(Debug)]
@@ -39,34 +39,11 @@ impl Node for MultiHeadAttention {
         Ok(q)
     }
 
-    fn scratch_len(
-        &self,
-        _batch: usize,
-        _height: usize,
-        _width: usize,
-        shape: &dyn Fn(Value) -> (usize, usize),
-    ) -> Option<usize> {
-        let (hk, wk) = shape(self.inputs[1]);
-        scratch_len(self.isa, hk.checked_mul(wk)?, self.channels)
-    }
-
     unsafe fn run(&self, io: &Io<'_>) {
         let [q, k, v] = self.inputs.map(io.src);
-        // SAFETY: the views and the scratch come from the plan (`Node::run`'s contract), the
-        // scratch sized by `scratch_len` for the keys' size; `k` and `v` have the same size
-        // (`output_shape`).
-        unsafe {
-            multi_head_attention(
-                q,
-                k,
-                v,
-                io.out,
-                self.channels,
-                self.heads,
-                self.isa,
-                io.scratch,
-            )
-        }
+        // SAFETY: the views come from the plan (`Node::run`'s contract); `k` and `v` have the
+        // same size (`output_shape`).
+        unsafe { multi_head_attention(q, k, v, io.out, self.channels, self.heads, self.isa) }
     }
 
     fn name(&self) -> String {
