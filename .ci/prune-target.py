@@ -29,7 +29,13 @@ def kept_hashes(paths):
     hashes = set()
     unhashed = []
     for path in paths:
-        with open(path, encoding="utf-8") as f:
+        try:
+            f = open(path, encoding="utf-8")
+        except OSError as e:
+            # A listing that cannot be read keeps everything (see main), never fails the run.
+            print(f"prune-target: cannot read {path}: {e.strerror}")
+            return set(), []
+        with f:
             for line in f:
                 try:
                     msg = json.loads(line)
