@@ -4,6 +4,7 @@
 //! alone, and bad input is refused before any work.
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -82,7 +83,7 @@ fn report(out: &Path, index: u64, count: u64) -> serde_json::Value {
 }
 
 /// `colorize batch` as a plain process (for running shards side by side), fast settings.
-fn batch_process(input: &Path, out: &Path, extra: &[&str]) -> Command {
+fn batch_process(input: impl AsRef<OsStr>, out: impl AsRef<OsStr>, extra: &[&str]) -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("colorize"));
     c.arg("batch")
         .arg("--input")
@@ -469,27 +470,8 @@ fn two_shards_over_a_loopback_s3_server() {
 
     let children: Vec<Child> = (0..2)
         .map(|i| {
-            let mut c = Command::new(assert_cmd::cargo::cargo_bin("colorize"));
-            c.args([
-                "batch",
-                "--input",
-                "s3://scans/in",
-                "--output",
-                "s3://scans/out",
-            ])
-            .args([
-                "--render-size",
-                "64",
-                "--threads",
-                "1",
-                "--concurrency",
-                "2",
-            ])
-            .args(["--shard-count", "2"])
-            .env("AWS_BATCH_JOB_ARRAY_INDEX", i.to_string())
-            .env_remove("JOB_COMPLETION_INDEX")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            let mut c = batch_process("s3://scans/in", "s3://scans/out", &["--shard-count", "2"]);
+            c.env("AWS_BATCH_JOB_ARRAY_INDEX", i.to_string());
             s3_env(&mut c, &moto.endpoint);
             c.spawn().unwrap()
         })

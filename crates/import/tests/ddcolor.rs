@@ -3,22 +3,15 @@
 //! dict, spectral norm as `weight_orig`/`weight_u`/`weight_v`), imported and run on the engine
 //! against PyTorch's outputs; bad checkpoints refused before anything is written.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::prelude::Device;
-use colorize_import::{
-    ImportError, Kind, check_kind, detect, import, import_tensors, read_checkpoint,
-};
+use colorize_import::{ImportError, Kind, check_kind, import, import_tensors, read_checkpoint};
 use colorize_models::{Colorizer, InputKind, ModelError, Weights};
 
-use super::{assert_nothing_written, max_abs, max_diff, nhwc};
-
-fn fixture(folder: &str, name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/tests/fixtures")
-        .join(folder)
-        .join(name)
-}
+use super::{
+    assert_nothing_written, import_spectral_fixture, max_abs, max_diff, models_fixture, nhwc,
+};
 
 /// The reference input's batch, height and width (non-square on purpose).
 const B: usize = 2;
@@ -29,23 +22,10 @@ const W: usize = 128;
 /// the output within 1e-4 of PyTorch's largest value, every intermediate stage agreeing too
 /// (checked through the output only: a stage that differed would move it).
 fn check(folder: &str, kind: Kind) {
-    let checkpoint = read_checkpoint(&fixture(folder, "checkpoint.pth")).unwrap();
-    assert_eq!(detect(&checkpoint).unwrap(), kind);
-    assert!(
-        checkpoint
-            .tensors
-            .keys()
-            .any(|k| k.ends_with("weight_orig")),
-        "the fixture keeps spectral norm's published layout"
-    );
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join(folder);
-    let report = import(&fixture(folder, "checkpoint.pth"), None, &dir, false).unwrap();
-    assert_eq!(report.kind, kind);
-    let c = Colorizer::load(&dir, &Device::flex()).unwrap();
+    let (_, _tmp, c) = import_spectral_fixture(folder, kind);
     // DDColor's own size: a 512 square whatever the photo's shape.
     assert_eq!(c.network_size(1000, 300), (512, 512));
-    let r = Weights::open(&fixture(folder, "reference.safetensors")).unwrap();
+    let r = Weights::open(&models_fixture(folder, "reference.safetensors")).unwrap();
     // The checkpoint's mean/std buffers became the input normalisation: x_norm = (x − mean)/std.
     let InputKind::GrayRgb { mean, std } = c.config().io.input else {
         panic!("DDColor takes gray RGB");
@@ -86,7 +66,7 @@ fn refused(e: ImportError, dir: &Path) -> String {
 fn a_missing_or_mis_shaped_tensor_names_the_key_and_both_shapes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("out");
-    let full = read_checkpoint(&fixture("ddcolor-tiny", "checkpoint.pth")).unwrap();
+    let full = read_checkpoint(&models_fixture("ddcolor-tiny", "checkpoint.pth")).unwrap();
     let key = "decoder.color_decoder.transformer_ffn_layers.4.linear2.weight";
     let mut missing = full.clone();
     missing.tensors.remove(key).unwrap();
@@ -123,7 +103,7 @@ fn other_checkpoints_truncated_and_foreign_files_are_refused_as_ddcolor() {
     let dir = tmp.path().join("out");
     // DeOldify's and Zhang's checkpoints, asked for as DDColor: refused by key, before any work.
     for (folder, looks_like) in [("deoldify-wide", "deoldify-stable"), ("eccv16", "eccv16")] {
-        let path = fixture(folder, "checkpoint.pth");
+        let path = models_fixture(folder, "checkpoint.pth");
         let e = import(&path, Some(Kind::DdcolorLarge), &dir, false).unwrap_err();
         assert!(matches!(e, ImportError::WrongKind { .. }), "{e}");
         let text = refused(e, &dir);
@@ -135,11 +115,11 @@ fn other_checkpoints_truncated_and_foreign_files_are_refused_as_ddcolor() {
         );
     }
     // And a DDColor checkpoint asked for as DeOldify.
-    let tiny = read_checkpoint(&fixture("ddcolor-tiny", "checkpoint.pth")).unwrap();
+    let tiny = read_checkpoint(&models_fixture("ddcolor-tiny", "checkpoint.pth")).unwrap();
     let e = check_kind(&tiny, Kind::DeoldifyStable).unwrap_err();
     assert!(e.to_string().contains("ddcolor-tiny"), "{e}");
     // A truncated checkpoint and a file that is not one.
-    let bytes = std::fs::read(fixture("ddcolor-tiny", "checkpoint.pth")).unwrap();
+    let bytes = std::fs::read(models_fixture("ddcolor-tiny", "checkpoint.pth")).unwrap();
     let cut = tmp.path().join("cut.pth");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let e = import(&cut, Some(Kind::DdcolorTiny), &dir, false).unwrap_err();
@@ -162,7 +142,7 @@ fn ddcolor_pipeline_gives_the_reference_photo() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tiny");
     import(
-        &fixture("ddcolor-tiny", "checkpoint.pth"),
+        &models_fixture("ddcolor-tiny", "checkpoint.pth"),
         None,
         &dir,
         false,
@@ -171,9 +151,9 @@ fn ddcolor_pipeline_gives_the_reference_photo() {
     let c = Colorizer::load(&dir, &Device::flex())
         .unwrap()
         .with_render_size(64);
-    let r = Weights::open(&fixture("ddcolor-pipeline", "pipeline.safetensors")).unwrap();
+    let r = Weights::open(&models_fixture("ddcolor-pipeline", "pipeline.safetensors")).unwrap();
     for name in ["photo", "colour"] {
-        let open = |file: &str| image::open(fixture("ddcolor-pipeline", file)).unwrap();
+        let open = |file: &str| image::open(models_fixture("ddcolor-pipeline", file)).unwrap();
         let photo = open(&format!("{name}.png"));
         let want = open(&format!("{name}.out.png")).into_rgb8();
         let (w, h) = (photo.width() as usize, photo.height() as usize);

@@ -178,7 +178,7 @@ fn truncated_and_foreign_files_are_refused_without_writing() {
 fn other_networks_are_recognised_and_refused_by_key() {
     let full = read_checkpoint(&fixture("checkpoint.pth")).unwrap();
     // A DeOldify file whose decoder keys are neither Deep nor Wide.
-    let deo = read_checkpoint(&deoldify_fixture("deoldify", "checkpoint.pth")).unwrap();
+    let deo = read_checkpoint(&models_fixture("deoldify", "checkpoint.pth")).unwrap();
     let mut odd = deo.clone();
     odd.tensors.retain(|k, _| !k.starts_with("layers.4."));
     let e = detect(&odd).unwrap_err().to_string();
@@ -201,7 +201,32 @@ fn other_networks_are_recognised_and_refused_by_key() {
     );
 }
 
-fn deoldify_fixture(folder: &str, name: &str) -> PathBuf {
+/// Checks `folder`'s checkpoint (under the models crate's fixtures) is detected as `kind` and
+/// keeps spectral norm's published layout, imports it into a temporary folder and loads it.
+fn import_spectral_fixture(
+    folder: &str,
+    kind: Kind,
+) -> (colorize_import::Checkpoint, tempfile::TempDir, Colorizer) {
+    let file = models_fixture(folder, "checkpoint.pth");
+    let checkpoint = read_checkpoint(&file).unwrap();
+    assert_eq!(detect(&checkpoint).unwrap(), kind);
+    assert!(
+        checkpoint
+            .tensors
+            .keys()
+            .any(|k| k.ends_with("weight_orig")),
+        "the fixture keeps spectral norm's published layout"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(folder);
+    let report = import(&file, None, &dir, false).unwrap();
+    assert_eq!(report.kind, kind);
+    let c = Colorizer::load(&dir, &Device::flex()).unwrap();
+    (checkpoint, tmp, c)
+}
+
+/// A file of `folder` among the models crate's test fixtures.
+fn models_fixture(folder: &str, name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../models/tests/fixtures")
         .join(folder)
@@ -237,15 +262,8 @@ fn deoldify_stable_imports_folds_and_matches_pytorch() {
 }
 
 fn check_deoldify(folder: &str, kind: Kind) {
-    let deoldify = |name: &str| deoldify_fixture(folder, name);
-    let checkpoint = read_checkpoint(&deoldify("checkpoint.pth")).unwrap();
-    assert_eq!(detect(&checkpoint).unwrap(), kind);
-    assert!(
-        checkpoint
-            .tensors
-            .keys()
-            .any(|k| k.ends_with("weight_orig"))
-    );
+    let deoldify = |name: &str| models_fixture(folder, name);
+    let (checkpoint, _tmp, c) = import_spectral_fixture(folder, kind);
     // Folding against the reference script's own folding.
     let folded =
         colorize_import::fold_reparameterisations(&checkpoint.path, &checkpoint.tensors).unwrap();
@@ -259,11 +277,6 @@ fn check_deoldify(folder: &str, kind: Kind) {
         let rel = max_diff(&t.values, &w.values) / max_abs(&w.values).max(1e-6);
         assert!(rel < 1e-5, "{key}: relative error {rel}");
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("artistic");
-    let report = import(&deoldify("checkpoint.pth"), None, &dir, false).unwrap();
-    assert_eq!(report.kind, kind);
-    let c = Colorizer::load(&dir, &Device::flex()).unwrap();
     assert_eq!(c.network_size(1000, 300), (560, 560));
     let graph = c.graph().unwrap();
     let r = Weights::open(&deoldify("reference.safetensors")).unwrap();
@@ -303,14 +316,14 @@ fn a_pickle_that_asks_for_code_is_refused() {
 /// run on the engine against the PyTorch reference (scripts/reference/siggraph17.py).
 #[test]
 fn siggraph17_imports_and_matches_pytorch() {
-    let file = deoldify_fixture("siggraph17", "checkpoint.pth");
+    let file = models_fixture("siggraph17", "checkpoint.pth");
     let checkpoint = read_checkpoint(&file).unwrap();
     assert_eq!(detect(&checkpoint).unwrap(), Kind::Siggraph17);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("sig");
     import(&file, None, &dir, false).unwrap();
     let c = Colorizer::load(&dir, &Device::flex()).unwrap();
-    let r = Weights::open(&deoldify_fixture("siggraph17", "reference.safetensors")).unwrap();
+    let r = Weights::open(&models_fixture("siggraph17", "reference.safetensors")).unwrap();
     let (h, w) = (32, 40);
     let l = r.tensor("input_l", &[2, 1, h, w]).unwrap();
     let want = r.tensor("output_ab", &[2, 2, h, w]).unwrap();
@@ -327,13 +340,13 @@ fn siggraph17_imports_and_matches_pytorch() {
 /// `hint_ab` and `hint_mask`.
 #[test]
 fn siggraph17_user_hint_matches_pytorch() {
-    let file = deoldify_fixture("siggraph17", "checkpoint.pth");
+    let file = models_fixture("siggraph17", "checkpoint.pth");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("sig");
     import(&file, None, &dir, false).unwrap();
     let c = Colorizer::load(&dir, &Device::flex()).unwrap();
     assert!(c.takes_hints());
-    let r = Weights::open(&deoldify_fixture("siggraph17", "reference.safetensors")).unwrap();
+    let r = Weights::open(&models_fixture("siggraph17", "reference.safetensors")).unwrap();
     let (h, w) = (32, 40);
     let l = &r.tensor("input_l", &[2, 1, h, w]).unwrap()[..h * w];
     let want = r.tensor("output_hinted", &[1, 2, h, w]).unwrap();

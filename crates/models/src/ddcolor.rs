@@ -407,11 +407,7 @@ fn color_decoder(
             isa,
         )?;
         let ffn = w.pp("transformer_ffn_layers").pp(i);
-        let f = dim(
-            &w.pp("transformer_ffn_layers").pp(0).pp("linear1"),
-            "weight",
-            0,
-        )?;
+        let f = dim(&ffn.pp("linear1"), "weight", 0)?;
         let t =
             Linear::act(Activation::Relu).node(g, out, &ffn.pp("linear1"), [f, d], None, isa)?;
         let t = Linear::default().node(g, t, &ffn.pp("linear2"), [d, f], Some(out), isa)?;

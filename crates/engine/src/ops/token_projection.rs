@@ -36,24 +36,32 @@ pub(crate) struct TokenProjection {
 /// Partial-sum lanes of the dot products.
 const L: usize = 16;
 
+/// Largest `group` of [`row_grouped`] (its accumulators live on the stack).
+pub(crate) const MAX_GROUP: usize = 64;
+
+/// What every row of one batch item reads and writes.
+struct Rows<'a> {
+    x: crate::conv::Src,
+    out: crate::conv::Dst,
+    res: Option<crate::conv::Src>,
+    /// This batch item's `W`, `[outputs][c]`.
+    w: &'a [f32],
+    outputs: usize,
+    group: usize,
+}
+
 /// One row of `width` pixels: `out[p][o] = x[p] · w[o] (+ res[p][o])`.
 ///
 /// # Safety
 /// The views address the row's pixels (`x`: `w.len() / outputs` channels; `out`, `res`:
 /// `outputs`); `out` overlaps neither.
 #[inline(always)]
-unsafe fn row(
-    x: &crate::conv::Src,
-    out: &crate::conv::Dst,
-    res: Option<&crate::conv::Src>,
-    w: &[f32],
-    outputs: usize,
-    pixels: std::ops::Range<usize>,
-) {
+unsafe fn row(r: &Rows<'_>, pixels: std::ops::Range<usize>) {
+    let (w, outputs) = (r.w, r.outputs);
     let c = w.len() / outputs;
     for p in pixels {
         // SAFETY: the caller's contract.
-        let px = unsafe { std::slice::from_raw_parts(x.pixel(p), c) };
+        let px = unsafe { std::slice::from_raw_parts(r.x.pixel(p), c) };
         for o in 0..outputs {
             let wo = &w[o * c..][..c];
             let mut acc = [0f32; L];
@@ -68,18 +76,15 @@ unsafe fn row(
                 *s += u * v;
             }
             let mut y: f32 = acc.iter().sum();
-            if let Some(r) = res {
+            if let Some(res) = &r.res {
                 // SAFETY: the caller's contract.
-                y += unsafe { *r.pixel(p).add(o) };
+                y += unsafe { *res.pixel(p).add(o) };
             }
             // SAFETY: the caller's contract.
-            unsafe { *out.pixel(p).add(o) = y };
+            unsafe { *r.out.pixel(p).add(o) = y };
         }
     }
 }
-
-/// Largest `group` of [`row_grouped`] (its accumulators live on the stack).
-pub(crate) const MAX_GROUP: usize = 64;
 
 /// One row of `width` pixels of the grouped form: `out[p][o·s + k] = Σ_c w[o][c] · x[p][c·s + k]
 /// (+ res[p][o·s + k])`, the `s` sub-pixels of a channel summed as one vector.
@@ -88,22 +93,14 @@ pub(crate) const MAX_GROUP: usize = 64;
 /// As [`row`], with `x` holding `w.len() / outputs · group` channels and `out`, `res`
 /// `outputs · group`; `group <= MAX_GROUP`.
 #[inline(always)]
-unsafe fn row_grouped(
-    x: &crate::conv::Src,
-    out: &crate::conv::Dst,
-    res: Option<&crate::conv::Src>,
-    w: &[f32],
-    outputs: usize,
-    group: usize,
-    pixels: std::ops::Range<usize>,
-) {
+unsafe fn row_grouped(r: &Rows<'_>, pixels: std::ops::Range<usize>) {
+    let (w, outputs, s) = (r.w, r.outputs, r.group);
     let c = w.len() / outputs;
-    let s = group;
     for p in pixels {
         // SAFETY: the caller's contract.
-        let px = unsafe { std::slice::from_raw_parts(x.pixel(p), c * s) };
+        let px = unsafe { std::slice::from_raw_parts(r.x.pixel(p), c * s) };
         // SAFETY: the caller's contract.
-        let o_px = unsafe { std::slice::from_raw_parts_mut(out.pixel(p), outputs * s) };
+        let o_px = unsafe { std::slice::from_raw_parts_mut(r.out.pixel(p), outputs * s) };
         for o in 0..outputs {
             let wo = &w[o * c..][..c];
             let mut acc = [0f32; MAX_GROUP];
@@ -115,68 +112,43 @@ unsafe fn row_grouped(
             }
             let dst = &mut o_px[o * s..][..s];
             dst.copy_from_slice(acc);
-            if let Some(r) = res {
+            if let Some(res) = &r.res {
                 // SAFETY: the caller's contract.
-                let r = unsafe { std::slice::from_raw_parts(r.pixel(p).add(o * s), s) };
-                dst.iter_mut().zip(r).for_each(|(d, &v)| *d += v);
+                let res = unsafe { std::slice::from_raw_parts(res.pixel(p).add(o * s), s) };
+                dst.iter_mut().zip(res).for_each(|(d, &v)| *d += v);
             }
         }
     }
 }
 
-/// [`row`] or [`row_grouped`] for `group`.
+/// [`row`] or [`row_grouped`] for `r.group`.
 ///
 /// # Safety
 /// As those.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn any_row(
-    x: &crate::conv::Src,
-    out: &crate::conv::Dst,
-    res: Option<&crate::conv::Src>,
-    w: &[f32],
-    outputs: usize,
-    group: usize,
-    pixels: std::ops::Range<usize>,
-) {
+unsafe fn any_row(r: &Rows<'_>, pixels: std::ops::Range<usize>) {
     // SAFETY: forwarded.
     unsafe {
-        if group == 1 {
-            row(x, out, res, w, outputs, pixels)
+        if r.group == 1 {
+            row(r, pixels)
         } else {
-            row_grouped(x, out, res, w, outputs, group, pixels)
+            row_grouped(r, pixels)
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn row_avx512(
-    x: &crate::conv::Src,
-    out: &crate::conv::Dst,
-    res: Option<&crate::conv::Src>,
-    w: &[f32],
-    outputs: usize,
-    group: usize,
-    pixels: std::ops::Range<usize>,
-) {
+unsafe fn row_avx512(r: &Rows<'_>, pixels: std::ops::Range<usize>) {
     // SAFETY: forwarded.
-    unsafe { any_row(x, out, res, w, outputs, group, pixels) }
+    unsafe { any_row(r, pixels) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row_avx2(
-    x: &crate::conv::Src,
-    out: &crate::conv::Dst,
-    res: Option<&crate::conv::Src>,
-    w: &[f32],
-    outputs: usize,
-    group: usize,
-    pixels: std::ops::Range<usize>,
-) {
+unsafe fn row_avx2(r: &Rows<'_>, pixels: std::ops::Range<usize>) {
     // SAFETY: forwarded.
-    unsafe { any_row(x, out, res, w, outputs, group, pixels) }
+    unsafe { any_row(r, pixels) }
 }
 
 impl Node for TokenProjection {
@@ -255,17 +227,24 @@ impl Node for TokenProjection {
         // 2. One dot product per pixel and output, rows in parallel.
         let (h, wd, isa) = (io.height, io.width, self.isa);
         (0..io.batch * h).into_par_iter().for_each(|r| {
-            let w = &w_all[(r / h) * oc..][..oc];
+            let rows = Rows {
+                x,
+                out,
+                res,
+                w: &w_all[(r / h) * oc..][..oc],
+                outputs,
+                group,
+            };
             let pixels = r * wd..(r + 1) * wd;
             // SAFETY: the row's pixels are inside every view (the plan's contract); rows are
             // disjoint; the op was built with an available family.
             unsafe {
                 match isa {
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => row_avx512(&x, &out, res.as_ref(), w, outputs, group, pixels),
+                    Isa::Avx512 => row_avx512(&rows, pixels),
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2 => row_avx2(&x, &out, res.as_ref(), w, outputs, group, pixels),
-                    _ => any_row(&x, &out, res.as_ref(), w, outputs, group, pixels),
+                    Isa::Avx2 => row_avx2(&rows, pixels),
+                    _ => any_row(&rows, pixels),
                 }
             }
         });
